@@ -1,0 +1,28 @@
+"""fastla: fast drop-in replacements for the slow loops of machine learning.
+
+Every operation takes NumPy arrays and returns NumPy arrays. Each has a Cython +
+OpenMP kernel compiled into the wheel, a Numba kernel (``@njit(parallel=True)``), a
+CUDA kernel (``numba.cuda``) where it makes sense, and the naive Python loop it
+replaces. ``backend=`` picks one; ``"auto"`` picks the fastest available.
+
+Importing fastla imports neither numba nor CUDA and compiles nothing.
+"""
+
+__version__ = "0.1.0.dev0"
+
+from ._backend import BackendError, available_backends, warmup
+from ._config import config_context, get_config, set_config
+from ._show_config import show_config
+from ._validation import OutputTooLargeError
+
+__all__ = [
+    "__version__",
+    "BackendError",
+    "OutputTooLargeError",
+    "available_backends",
+    "config_context",
+    "get_config",
+    "set_config",
+    "show_config",
+    "warmup",
+]

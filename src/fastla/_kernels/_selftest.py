@@ -1,0 +1,5 @@
+"""Pure-Python twin of ``_numba_selftest`` (dispatch tests)."""
+
+
+def identity(x):
+    return x.copy()

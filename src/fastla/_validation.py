@@ -1,0 +1,276 @@
+"""Input validation shared by every public function.
+
+Kernels never validate and Cython kernels run without bounds checks, so these helpers
+are what makes a kernel impossible to misuse: after them an array has a supported
+dtype, the right number of dimensions, no NaN/inf where they are not allowed, and an
+output size that fits in memory.
+
+Dtype policy: float32 stays float32, float64 stays float64; integers and bools become
+float64 (unless an operation says otherwise); complex, object and strings are refused
+unless an operation allows them.
+"""
+
+import numbers
+import os
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+class OutputTooLargeError(MemoryError, ValueError):
+    """An output would need more memory than this machine can give."""
+
+
+def _describe(x):
+    return f"array of shape {np.shape(x)} and dtype {getattr(x, 'dtype', type(x).__name__)}"
+
+
+def float_dtype(x, *, name="X", allow_complex=False):
+    """The floating dtype ``x`` is computed in, by the policy above."""
+    dt = np.asarray(x).dtype if not hasattr(x, "dtype") else np.dtype(x.dtype)
+    if dt == np.float32 or dt == np.float64:
+        return dt
+    if dt.kind in "biu":
+        return np.dtype(np.float64)
+    if dt.kind == "f":  # float16, longdouble
+        return np.dtype(np.float64)
+    if dt.kind == "c":
+        if allow_complex:
+            return np.dtype(np.complex64) if dt == np.complex64 else np.dtype(np.complex128)
+        raise TypeError(f"{name} has complex dtype {dt}; this operation takes real numbers")
+    raise TypeError(f"{name} has dtype {dt}, which is not numeric")
+
+
+def result_dtype(*arrays):
+    """float32 when every input is float32, else float64 (NumPy's promotion of the policy)."""
+    dts = [np.dtype(a.dtype) for a in arrays if a is not None]
+    return np.result_type(*dts) if dts else np.dtype(np.float64)
+
+
+def all_finite(x):
+    """True when ``x`` holds no NaN or inf (one pass, no temporary for finite data)."""
+    if x.size == 0 or x.dtype.kind not in "fc":
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        s = np.sum(x, dtype=x.dtype)
+    if np.isfinite(s):
+        return True
+    return bool(np.isfinite(x).all())  # the sum may have overflowed on finite data
+
+
+def assert_finite(x, *, name="X"):
+    """Raise ValueError when ``x`` holds NaN or infinity."""
+    if not all_finite(x):
+        raise ValueError(
+            f"{name} contains NaN or infinity; clean the input or pass check_finite=False "
+            "where the operation allows it"
+        )
+
+
+def check_array(
+    x,
+    *,
+    name="X",
+    ndim=2,
+    dtype=None,
+    allow_complex=False,
+    order="C",
+    check_finite=None,
+    allow_empty=True,
+    copy=False,
+):
+    """Validate and convert an array input.
+
+    Parameters
+    ----------
+    x : array_like
+        The input.
+    name : str
+        Its name in error messages.
+    ndim : int or tuple of int or None
+        Allowed numbers of dimensions (None: any).
+    dtype : dtype, optional
+        Force this dtype; default: the policy in :func:`float_dtype`.
+    allow_complex : bool
+        Keep complex inputs complex instead of refusing them.
+    order : {"C", "F", "any"}
+        "C"/"F": return a contiguous array (copying only when needed); "any": keep
+        the strides (the kernel handles them).
+    check_finite : bool or None
+        Refuse NaN/inf. None: the ``check_finite`` configuration (default True).
+    allow_empty : bool
+        Accept arrays with a zero-length dimension.
+    copy : bool
+        Always return a new array.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    from ._backend import is_device_array
+
+    if is_device_array(x):
+        raise TypeError(f"{name} is a device (GPU) array; this path takes host arrays")
+    if hasattr(x, "toarray") and hasattr(x, "nnz"):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array (x.toarray())")
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} could not be converted to a numeric array") from None
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(f"{n}-D" for n in allowed)
+            hint = ""
+            if arr.ndim == 1 and 2 in allowed:
+                hint = (" Reshape with x.reshape(-1, 1) for one feature or "
+                        "x.reshape(1, -1) for one sample.")
+            raise ValueError(f"{name} must be {want}, got {_describe(arr)}.{hint}")
+    target = np.dtype(dtype) if dtype is not None else float_dtype(
+        arr, name=name, allow_complex=allow_complex)
+    if not allow_empty and arr.size == 0:
+        raise ValueError(f"{name} is empty ({_describe(arr)}); at least one element is needed")
+    if order == "C":
+        out = np.ascontiguousarray(arr, dtype=target)
+    elif order == "F":
+        out = np.asfortranarray(arr, dtype=target)
+    else:
+        out = arr.astype(target, copy=False)
+    if copy and out is arr:
+        out = out.copy(order="K" if order == "any" else order)
+    if check_finite is None:
+        from ._config import get_config
+
+        check_finite = get_config()["check_finite"]
+    if check_finite:
+        assert_finite(out, name=name)
+    return out
+
+
+def check_same_columns(X, Y, *, names=("X", "Y")):
+    if X.shape[-1] != Y.shape[-1]:
+        raise ValueError(
+            f"{names[0]} has {X.shape[-1]} features but {names[1]} has {Y.shape[-1]}; "
+            "they must have the same number of columns"
+        )
+
+
+def check_int(value, *, name, minimum=None, maximum=None):
+    """An integer in [minimum, maximum] (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def check_scalar(value, *, name, minimum=None, maximum=None, include_min=True,
+                 include_max=True):
+    """A finite real number in the given interval."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value < minimum or (not include_min and value == minimum)):
+        op = ">=" if include_min else ">"
+        raise ValueError(f"{name} must be {op} {minimum}, got {value}")
+    if maximum is not None and (value > maximum or (not include_max and value == maximum)):
+        op = "<=" if include_max else "<"
+        raise ValueError(f"{name} must be {op} {maximum}, got {value}")
+    return value
+
+
+def check_choice(value, *, name, choices):
+    if value not in choices:
+        raise ValueError(
+            f"{name}={value!r} is not one of {', '.join(repr(c) for c in choices)}"
+        )
+    return value
+
+
+def available_memory():
+    """Bytes of memory available to new allocations, or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_limit():
+    """The byte budget for one output: the config's ``max_memory_bytes`` or what is free."""
+    from ._config import get_config
+
+    limit = get_config()["max_memory_bytes"]
+    return available_memory() if limit is None else int(limit)
+
+
+def check_alloc(shape, dtype, *, what="the output", hint=""):
+    """Raise :class:`OutputTooLargeError` before allocating an array that cannot fit.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    dtype : dtype
+    what : str
+        Name of the array in the message.
+    hint : str
+        What to do instead (e.g. "use fastla.nearest_neighbors").
+
+    Returns
+    -------
+    int
+        The bytes the array needs.
+    """
+    nbytes = int(np.prod([int(s) for s in shape], dtype=object)) * np.dtype(dtype).itemsize
+    limit = memory_limit()
+    if limit is not None and nbytes > limit:
+        gib = nbytes / 2**30
+        msg = (f"{what} of shape {tuple(shape)} and dtype {np.dtype(dtype)} needs "
+               f"{gib:.2f} GiB but only {limit / 2**30:.2f} GiB is available")
+        if hint:
+            msg += f"; {hint}"
+        raise OutputTooLargeError(msg)
+    return nbytes
+
+
+def check_out(out, shape, dtype, *, name="out"):
+    """Validate a user-supplied output array: exact shape and dtype, writeable, C order."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} has shape {out.shape}; expected {tuple(shape)}")
+    if out.dtype != np.dtype(dtype):
+        raise ValueError(f"{name} has dtype {out.dtype}; expected {np.dtype(dtype)}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    return out
+
+
+def check_random_state(seed):
+    """A ``numpy.random.RandomState`` from None, an int or an existing instance
+    (scikit-learn's semantics, so that seeds give the same streams)."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"random_state={seed!r} cannot seed a numpy.random.RandomState")

@@ -1,0 +1,162 @@
+"""Validation helpers shared by every public function."""
+
+import numpy as np
+import pytest
+
+import fastla
+from fastla import _validation as v
+
+
+@pytest.mark.parametrize(
+    "dt, expected",
+    [(np.float32, np.float32), (np.float64, np.float64), (np.int32, np.float64),
+     (np.int64, np.float64), (np.uint8, np.float64), (np.bool_, np.float64),
+     (np.float16, np.float64)],
+)
+def test_dtype_policy(dt, expected):
+    x = np.ones((3, 2), dtype=dt)
+    assert v.check_array(x).dtype == expected
+
+
+def test_float_inputs_not_copied_when_contiguous():
+    x = np.ones((4, 3), dtype=np.float32)
+    assert v.check_array(x) is x
+
+
+def test_noncontiguous_copied_for_C_and_kept_for_any():
+    x = np.ones((6, 8))[::2, ::3]
+    c = v.check_array(x)
+    assert c.flags.c_contiguous and np.array_equal(c, x)
+    kept = v.check_array(x, order="any")
+    assert kept.strides == x.strides
+
+
+def test_fortran_order():
+    x = np.ones((3, 4))
+    assert v.check_array(x, order="F").flags.f_contiguous
+
+
+def test_complex_refused_unless_allowed():
+    z = np.ones((2, 2), dtype=np.complex64)
+    with pytest.raises(TypeError, match="complex"):
+        v.check_array(z)
+    assert v.check_array(z, allow_complex=True).dtype == np.complex64
+
+
+def test_strings_refused():
+    with pytest.raises(TypeError):
+        v.check_array(np.array([["a", "b"]]))
+    with pytest.raises(TypeError, match="converted"):
+        v.check_array(np.array([[object()]], dtype=object))
+
+
+def test_ndim_message_has_reshape_hint():
+    with pytest.raises(ValueError, match=r"must be 2-D.*reshape"):
+        v.check_array(np.ones(3))
+    assert v.check_array(np.ones(3), ndim=(1, 2)).ndim == 1
+
+
+def test_none_and_sparse_refused():
+    with pytest.raises(TypeError, match="None"):
+        v.check_array(None)
+    sp = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="sparse"):
+        v.check_array(sp.csr_matrix(np.eye(2)))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_finite_check(bad):
+    x = np.ones((3, 3))
+    x[1, 2] = bad
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        v.check_array(x)
+    assert v.check_array(x, check_finite=False) is x
+    with fastla.config_context(check_finite=False):
+        assert v.check_array(x) is x
+
+
+def test_finite_check_handles_overflowing_sum():
+    x = np.full((4, 4), np.finfo(np.float32).max, dtype=np.float32)
+    assert v.all_finite(x)
+
+
+def test_empty():
+    e = np.empty((0, 3))
+    assert v.check_array(e).shape == (0, 3)
+    with pytest.raises(ValueError, match="empty"):
+        v.check_array(e, allow_empty=False)
+
+
+def test_copy_flag():
+    x = np.ones((2, 2))
+    assert v.check_array(x, copy=True) is not x
+
+
+def test_result_dtype():
+    a32, a64 = np.ones(1, np.float32), np.ones(1)
+    assert v.result_dtype(a32, a32) == np.float32
+    assert v.result_dtype(a32, a64) == np.float64
+
+
+def test_same_columns():
+    with pytest.raises(ValueError, match="3 features but Y has 4"):
+        v.check_same_columns(np.ones((2, 3)), np.ones((2, 4)))
+
+
+def test_check_int_and_scalar():
+    assert v.check_int(3, name="k", minimum=1) == 3
+    with pytest.raises(ValueError, match=">= 1"):
+        v.check_int(0, name="k", minimum=1)
+    with pytest.raises(TypeError):
+        v.check_int(2.5, name="k")
+    with pytest.raises(TypeError):
+        v.check_int(True, name="k")
+    assert v.check_scalar(0.5, name="lr", minimum=0, include_min=False) == 0.5
+    with pytest.raises(ValueError, match="> 0"):
+        v.check_scalar(0.0, name="lr", minimum=0, include_min=False)
+    with pytest.raises(ValueError, match="finite"):
+        v.check_scalar(np.nan, name="lr")
+    with pytest.raises(ValueError, match="one of"):
+        v.check_choice("x", name="mode", choices=("a", "b"))
+
+
+def test_check_alloc_predicts_and_refuses():
+    assert v.check_alloc((10, 10), np.float32) == 400
+    with pytest.raises(fastla.OutputTooLargeError, match=r"needs .* GiB.*use the tiled"):
+        v.check_alloc((10**7, 10**7), np.float64, hint="use the tiled path")
+    with fastla.config_context(max_memory_bytes=1000):
+        with pytest.raises(MemoryError):
+            v.check_alloc((100, 100), np.float64)
+    assert issubclass(fastla.OutputTooLargeError, ValueError)
+
+
+def test_available_memory_is_sane():
+    m = v.available_memory()
+    assert m is None or m > 0
+
+
+def test_check_out():
+    out = np.empty((2, 3), np.float32)
+    assert v.check_out(out, (2, 3), np.float32) is out
+    with pytest.raises(ValueError, match="shape"):
+        v.check_out(out, (3, 2), np.float32)
+    with pytest.raises(ValueError, match="dtype"):
+        v.check_out(out, (2, 3), np.float64)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        v.check_out(np.empty((3, 2), np.float32).T, (2, 3), np.float32)
+    ro = np.empty((2, 3), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        v.check_out(ro, (2, 3), np.float32)
+    with pytest.raises(TypeError):
+        v.check_out([[0.0]], (1, 1), np.float64)
+
+
+def test_check_random_state():
+    a = v.check_random_state(0).rand()
+    b = v.check_random_state(0).rand()
+    assert a == b
+    rs = np.random.RandomState(1)
+    assert v.check_random_state(rs) is rs
+    with pytest.raises(ValueError):
+        v.check_random_state("seed")
