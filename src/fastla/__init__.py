@@ -14,6 +14,7 @@ from ._backend import BackendError, available_backends, warmup
 from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from ._validation import OutputTooLargeError
+from .distances import euclidean_distance, nearest_neighbors, pairwise_distances, rbf_kernel
 
 __all__ = [
     "__version__",
@@ -25,4 +26,8 @@ __all__ = [
     "set_config",
     "show_config",
     "warmup",
+    "pairwise_distances",
+    "rbf_kernel",
+    "nearest_neighbors",
+    "euclidean_distance",
 ]

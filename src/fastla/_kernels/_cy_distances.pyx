@@ -1,0 +1,459 @@
+# Distance engine, Cython + OpenMP.
+#
+# One tiled engine for every metric: a tile of X rows against a tile of Y rows gets its
+# middle term from BLAS (sqeuclidean, euclidean, cosine, rbf: ``X_t @ Y_t.T`` through
+# scipy's cython_blas, one thread per tile) or from a direct loop (manhattan, chebyshev,
+# minkowski, and euclidean when few features), then a fused epilogue (norms, clamp,
+# sqrt/exp, cast) and a reducer: write into ``out`` or keep the k best per row.
+#
+# Precision: the GEMM trick ||x||^2 + ||y||^2 - 2 x.y cancels when the distance is
+# small next to the norms. Entries with d^2 < RECOMPUTE * (||x||^2 + ||y||^2) are
+# recomputed directly as sum((x - y)^2) in float64; top-k survivors are always
+# recomputed exactly before the final sort. Norms and epilogues run in float64.
+#
+# Kernels do not validate: the public layer (fastla.distances) guarantees C-contiguous
+# X (m, d) and Y (n, d) of one dtype, out (m, n) C-contiguous of that dtype, k <= n.
+
+from cython.parallel cimport prange, parallel, threadid
+from libc.math cimport sqrt, fabs, exp, pow, INFINITY
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from cpython.pyport cimport PY_SSIZE_T_MAX
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+import numpy as np
+
+from .._threads import blas_single_thread
+
+ctypedef fused floating:
+    float
+    double
+
+# metric codes (must match fastla.distances.METRIC_CODES)
+DEF SQEUCLIDEAN = 0
+DEF EUCLIDEAN = 1
+DEF COSINE = 2
+DEF MANHATTAN = 3
+DEF CHEBYSHEV = 4
+DEF MINKOWSKI = 5
+DEF RBF = 6
+
+DEF TM = 4        # X rows per register block in the direct kernel
+DEF TJ = 16       # Y rows per register block (contiguous after the transpose)
+DEF TILE = 256    # rows per tile, both sides (256x256 doubles = 512 KiB: L2)
+
+
+cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt, int nt,
+                       int d, int ldc) noexcept nogil:
+    """c[mt, nt] (row-major, ld ldc) = x[mt, d] @ y[nt, d].T, single-threaded BLAS."""
+    cdef char ta = b'T'
+    cdef char tb = b'N'
+    cdef float one_f = 1.0, zero_f = 0.0
+    cdef double one_d = 1.0, zero_d = 0.0
+    # column-major view: C^T (nt x mt) = Y (nt x d) @ X^T (d x mt)
+    if floating is float:
+        sgemm(&ta, &tb, &nt, &mt, &d, &one_f, <float*>y, &d, <float*>x, &d, &zero_f,
+              <float*>c, &ldc)
+    else:
+        dgemm(&ta, &tb, &nt, &mt, &d, &one_d, <double*>y, &d, <double*>x, &d, &zero_d,
+              <double*>c, &ldc)
+
+
+cdef inline double _sqdist_exact(const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
+    cdef double s = 0.0, t
+    cdef Py_ssize_t k
+    for k in range(d):
+        t = <double>x[k] - <double>y[k]
+        s += t * t
+    return s
+
+
+cdef inline double _epilogue(double g, double xx, double yy, double recompute,
+                             const floating* x, const floating* y, Py_ssize_t d, int metric,
+                             double gamma) noexcept nogil:
+    """Distance (or kernel value) from the GEMM term g = x.y and the norms."""
+    cdef double d2
+    if metric == COSINE:
+        # xx, yy hold 1/||x||, 1/||y|| (0 for zero vectors: distance 1, as scikit-learn)
+        d2 = 1.0 - g * xx * yy
+        if d2 < 0.0:
+            d2 = 0.0
+        elif d2 > 2.0:
+            d2 = 2.0
+        return d2
+    d2 = xx + yy - 2.0 * g
+    if d2 < recompute * (xx + yy):
+        d2 = _sqdist_exact(x, y, d)
+    if d2 < 0.0:
+        d2 = 0.0
+    if metric == EUCLIDEAN:
+        return sqrt(d2)
+    if metric == RBF:
+        return exp(-gamma * d2)
+    return d2
+
+
+cdef void _epilogue_row(floating* row, Py_ssize_t nt, double xi, const double* yy,
+                        double thr, int metric, double gamma, const floating* x,
+                        const floating* y, Py_ssize_t d) noexcept nogil:
+    """One tile row: x.y -> distance. The check and the transform are separate,
+    branch-free loops (they vectorise); rows with an entry under the cancellation
+    threshold take the scalar loop with the exact recomputation instead."""
+    cdef Py_ssize_t j
+    cdef int bad = 0
+    cdef double g, d2
+    if metric == COSINE:
+        for j in range(nt):
+            d2 = 1.0 - <double>row[j] * xi * yy[j]
+            d2 = d2 if d2 > 0.0 else 0.0
+            row[j] = <floating>(d2 if d2 < 2.0 else 2.0)
+        return
+    for j in range(nt):
+        d2 = xi + yy[j] - 2.0 * <double>row[j]
+        bad |= d2 < thr * (xi + yy[j])
+    if bad:
+        for j in range(nt):
+            row[j] = <floating>_epilogue(row[j], xi, yy[j], thr, x, y + j * d, d, metric,
+                                         gamma)
+    elif metric == EUCLIDEAN:
+        for j in range(nt):
+            d2 = xi + yy[j] - 2.0 * <double>row[j]
+            row[j] = <floating>sqrt(d2 if d2 > 0.0 else 0.0)
+    elif metric == SQEUCLIDEAN:
+        for j in range(nt):
+            d2 = xi + yy[j] - 2.0 * <double>row[j]
+            row[j] = <floating>(d2 if d2 > 0.0 else 0.0)
+    else:
+        for j in range(nt):
+            d2 = xi + yy[j] - 2.0 * <double>row[j]
+            row[j] = <floating>exp(-gamma * (d2 if d2 > 0.0 else 0.0))
+
+
+cdef inline double _finish_direct(double acc, int metric, double p, double gamma) noexcept nogil:
+    if metric == EUCLIDEAN:
+        return sqrt(acc)
+    if metric == RBF:
+        return exp(-gamma * acc)
+    if metric == MINKOWSKI:
+        return pow(acc, 1.0 / p)
+    return acc
+
+
+cdef void _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py_ssize_t mt,
+                        Py_ssize_t nt, Py_ssize_t d, int metric, double p, floating* acc) noexcept nogil:
+    """acc[mt, TJ] = raw metric accumulations of X rows i0.. against a transposed Y block.
+
+    Yt is (d, TJ): column jj holds Y row j0 + jj (zero-padded past the end). The inner
+    loop runs over jj, contiguous and free of reductions, so it vectorises at -O3.
+    """
+    cdef Py_ssize_t r, k, jj
+    cdef floating xv0, xv1, xv2, xv3, yv, t
+    cdef const floating* yk
+    cdef floating* a0
+    cdef floating* a1
+    cdef floating* a2
+    cdef floating* a3
+    cdef floating pp = <floating>p
+    for r in range(0, mt, TM):
+        a0 = acc + r * TJ
+        a1 = acc + min(r + 1, mt - 1) * TJ
+        a2 = acc + min(r + 2, mt - 1) * TJ
+        a3 = acc + min(r + 3, mt - 1) * TJ
+        # rows past mt alias the last row: computed twice, stored once
+        for jj in range(TJ):
+            a0[jj] = 0
+            a1[jj] = 0
+            a2[jj] = 0
+            a3[jj] = 0
+        for k in range(d):
+            xv0 = X[(i0 + r) * d + k]
+            xv1 = X[(i0 + min(r + 1, mt - 1)) * d + k]
+            xv2 = X[(i0 + min(r + 2, mt - 1)) * d + k]
+            xv3 = X[(i0 + min(r + 3, mt - 1)) * d + k]
+            yk = Yt + k * TJ
+            if metric == MANHATTAN:
+                for jj in range(TJ):
+                    yv = yk[jj]
+                    a0[jj] += fabs(xv0 - yv)
+                    a1[jj] += fabs(xv1 - yv)
+                    a2[jj] += fabs(xv2 - yv)
+                    a3[jj] += fabs(xv3 - yv)
+            elif metric == CHEBYSHEV:
+                for jj in range(TJ):
+                    yv = yk[jj]
+                    t = fabs(xv0 - yv)
+                    a0[jj] = a0[jj] if a0[jj] > t else t
+                    t = fabs(xv1 - yv)
+                    a1[jj] = a1[jj] if a1[jj] > t else t
+                    t = fabs(xv2 - yv)
+                    a2[jj] = a2[jj] if a2[jj] > t else t
+                    t = fabs(xv3 - yv)
+                    a3[jj] = a3[jj] if a3[jj] > t else t
+            elif metric == MINKOWSKI:
+                for jj in range(TJ):
+                    yv = yk[jj]
+                    a0[jj] += pow(fabs(xv0 - yv), pp)
+                    a1[jj] += pow(fabs(xv1 - yv), pp)
+                    a2[jj] += pow(fabs(xv2 - yv), pp)
+                    a3[jj] += pow(fabs(xv3 - yv), pp)
+            else:  # squared differences (euclidean family, small d)
+                for jj in range(TJ):
+                    yv = yk[jj]
+                    t = xv0 - yv
+                    a0[jj] += t * t
+                    t = xv1 - yv
+                    a1[jj] += t * t
+                    t = xv2 - yv
+                    a2[jj] += t * t
+                    t = xv3 - yv
+                    a3[jj] += t * t
+
+
+cdef void _transpose_block(const floating* Y, Py_ssize_t j0, Py_ssize_t nt, Py_ssize_t d,
+                           floating* Yt) noexcept nogil:
+    """Yt[k, jj] = Y[j0 + jj, k] for jj < nt, 0 for nt <= jj < TJ."""
+    cdef Py_ssize_t k, jj
+    for jj in range(TJ):
+        if jj < nt:
+            for k in range(d):
+                Yt[k * TJ + jj] = Y[(j0 + jj) * d + k]
+        else:
+            for k in range(d):
+                Yt[k * TJ + jj] = 0
+
+
+cdef void _norms(const floating* A, Py_ssize_t m, Py_ssize_t d, int metric, double* out,
+                 int n_threads) noexcept nogil:
+    """Squared row norms in float64 (inverse norms for cosine)."""
+    cdef Py_ssize_t i, k
+    cdef double s
+    for i in prange(m, num_threads=n_threads, schedule='static'):
+        s = 0.0
+        for k in range(d):
+            s = s + <double>A[i * d + k] * <double>A[i * d + k]
+        if metric == COSINE:
+            out[i] = 1.0 / sqrt(s) if s > 0.0 else 0.0
+        else:
+            out[i] = s
+
+
+def uses_gemm(int metric, int d):
+    """Whether the engine computes ``metric`` through GEMM for ``d`` features."""
+    if metric == COSINE:
+        return True
+    if metric in (SQEUCLIDEAN, EUCLIDEAN, RBF):
+        return d > 16
+    return False
+
+
+def _pairwise(floating[:, ::1] X, floating[:, ::1] Y, floating[:, ::1] Xo,
+              floating[:, ::1] Yo, floating[:, ::1] out, int metric, double p, double gamma,
+              bint same, double recompute, int n_threads):
+    """Fill ``out[i, j]`` with the distance (or RBF value) between X[i] and Y[j]. IN: X
+    (m, d), Y (n, d); OUT: out (m, n). ``same``: Y is X (exact zeros on the diagonal)."""
+    cdef Py_ssize_t m = X.shape[0], n = Y.shape[0], d = X.shape[1]
+    if m == 0 or n == 0:
+        return
+    cdef bint gemm = uses_gemm(metric, d)
+    cdef Py_ssize_t tiles_i = (m + TILE - 1) // TILE, tiles_j = (n + TILE - 1) // TILE
+    cdef Py_ssize_t t, ti, tj, i0, j0, mt, nt, i, j, jb, r, jj
+    cdef double* xx = NULL
+    cdef double* yy = NULL
+    cdef floating* buf
+    cdef floating* acc
+    cdef const floating* xp = &X[0, 0]
+    cdef const floating* yp = &Y[0, 0]
+    cdef const floating* xo = &Xo[0, 0]
+    cdef const floating* yo = &Yo[0, 0]
+    cdef floating* op = &out[0, 0]
+    cdef double diag = 1.0 if metric == RBF else 0.0
+    if gemm:
+        xx = <double*>malloc(m * sizeof(double))
+        yy = <double*>malloc(n * sizeof(double))
+        with nogil:
+            _norms(xp, m, d, metric, xx, n_threads)
+            _norms(yp, n, d, metric, yy, n_threads)
+    try:
+        with nogil, parallel(num_threads=n_threads):
+            buf = <floating*>malloc(d * TJ * sizeof(floating))
+            acc = <floating*>malloc(TILE * TJ * sizeof(floating))
+            for t in prange(tiles_i * tiles_j, schedule='dynamic'):
+                ti = t // tiles_j
+                tj = t % tiles_j
+                i0 = ti * TILE
+                j0 = tj * TILE
+                mt = min(TILE, m - i0)
+                nt = min(TILE, n - j0)
+                if gemm:
+                    _gemm(xp + i0 * d, yp + j0 * d, op + i0 * n + j0, mt, nt, d, n)
+                    for i in range(i0, i0 + mt):
+                        _epilogue_row(op + i * n + j0, nt, xx[i], yy + j0, recompute, metric,
+                                      gamma, xo + i * d, yo + j0 * d, d)
+                else:
+                    for jb in range(j0, j0 + nt, TJ):
+                        _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
+                        _direct_block(xp, buf, i0, mt, min(TJ, j0 + nt - jb), d, metric,
+                                      p, acc)
+                        for r in range(mt):
+                            for jj in range(min(TJ, j0 + nt - jb)):
+                                op[(i0 + r) * n + jb + jj] = <floating>_finish_direct(
+                                    acc[r * TJ + jj], metric, p, gamma)
+                if same and ti == tj:
+                    for i in range(i0, i0 + mt):
+                        op[i * n + i] = <floating>diag
+            free(buf)
+            free(acc)
+    finally:
+        free(xx)
+        free(yy)
+
+
+cdef inline bint _better(double da, Py_ssize_t ia, double db, Py_ssize_t ib) noexcept nogil:
+    """(da, ia) sorts before (db, ib): smaller distance, then lower index."""
+    return da < db or (da == db and ia < ib)
+
+
+cdef inline void _push(double* dist, Py_ssize_t* idx, int k, double dv, Py_ssize_t iv) noexcept nogil:
+    """Insert (dv, iv) into the sorted k-lists if it beats the current worst."""
+    cdef int pos
+    if not _better(dv, iv, dist[k - 1], idx[k - 1]):
+        return
+    pos = k - 1
+    while pos > 0 and _better(dv, iv, dist[pos - 1], idx[pos - 1]):
+        dist[pos] = dist[pos - 1]
+        idx[pos] = idx[pos - 1]
+        pos -= 1
+    dist[pos] = dv
+    idx[pos] = iv
+
+
+def _nn(floating[:, ::1] X, floating[:, ::1] Y, floating[:, ::1] Xo, floating[:, ::1] Yo,
+        int k, int metric, double p, bint same, floating[:, ::1] out_dist, Py_ssize_t[:, ::1] out_idx,
+                      int n_threads):
+    """For each X row, the k nearest Y rows (sorted; ties to the lower index), without
+    the m x n matrix: per-thread tiles of TILE x TILE, then an exact re-computation of
+    the k survivors. ``same``: Y is X and each row's own index is excluded."""
+    cdef Py_ssize_t m = X.shape[0], n = Y.shape[0], d = X.shape[1]
+    if m == 0 or k == 0:
+        return
+    cdef bint gemm = uses_gemm(metric, d)
+    cdef Py_ssize_t tiles_i = (m + TILE - 1) // TILE
+    cdef Py_ssize_t ti, i0, mt, j0, nt, r, c, jb, jj, q
+    cdef double* xx = NULL
+    cdef double* yy = NULL
+    cdef floating* tile
+    cdef floating* buf
+    cdef floating* acc
+    cdef double* bd
+    cdef Py_ssize_t* bi
+    cdef Py_ssize_t iv
+    cdef double dv, key
+    cdef const floating* xp = &X[0, 0]
+    cdef const floating* yp = &Y[0, 0]
+    cdef const floating* xo = &Xo[0, 0]
+    cdef const floating* yo = &Yo[0, 0]
+    xx = <double*>malloc(m * sizeof(double))
+    yy = <double*>malloc(n * sizeof(double))
+    try:
+        with nogil:
+            if gemm:
+                _norms(xp, m, d, metric, xx, n_threads)
+                _norms(yp, n, d, metric, yy, n_threads)
+        with nogil, parallel(num_threads=n_threads):
+            tile = <floating*>malloc(TILE * TILE * sizeof(floating))
+            buf = <floating*>malloc(d * TJ * sizeof(floating))
+            acc = <floating*>malloc(TILE * TJ * sizeof(floating))
+            bd = <double*>malloc(TILE * k * sizeof(double))
+            bi = <Py_ssize_t*>malloc(TILE * k * sizeof(Py_ssize_t))
+            for ti in prange(tiles_i, schedule='dynamic'):
+                i0 = ti * TILE
+                mt = min(TILE, m - i0)
+                for q in range(mt * k):
+                    bd[q] = INFINITY
+                    bi[q] = PY_SSIZE_T_MAX
+                for j0 in range(0, n, TILE):
+                    nt = min(TILE, n - j0)
+                    if gemm:
+                        _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE)
+                        for r in range(mt):
+                            for c in range(nt):
+                                if same and i0 + r == j0 + c:
+                                    continue
+                                # selection key: monotone in the distance, no sqrt/recompute
+                                if metric == COSINE:
+                                    key = 1.0 - tile[r * TILE + c] * xx[i0 + r] * yy[j0 + c]
+                                else:
+                                    key = yy[j0 + c] - 2.0 * tile[r * TILE + c]
+                                _push(bd + r * k, bi + r * k, k, key, j0 + c)
+                    else:
+                        for jb in range(j0, j0 + nt, TJ):
+                            _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
+                            _direct_block(xp, buf, i0, mt, min(TJ, j0 + nt - jb), d, metric,
+                                          p, acc)
+                            for r in range(mt):
+                                for jj in range(min(TJ, j0 + nt - jb)):
+                                    if same and i0 + r == jb + jj:
+                                        continue
+                                    _push(bd + r * k, bi + r * k, k, acc[r * TJ + jj],
+                                          jb + jj)
+                # exact distances of the survivors, then re-sorted by (distance, index)
+                for r in range(mt):
+                    for q in range(k):
+                        if gemm and metric != COSINE:
+                            bd[r * k + q] = _sqdist_exact(xo + (i0 + r) * d,
+                                                          yo + bi[r * k + q] * d, d)
+                        elif gemm and bd[r * k + q] < 0.0:
+                            bd[r * k + q] = 0.0
+                    for q in range(1, k):
+                        dv = bd[r * k + q]
+                        iv = bi[r * k + q]
+                        jj = q
+                        while jj > 0 and _better(dv, iv, bd[r * k + jj - 1], bi[r * k + jj - 1]):
+                            bd[r * k + jj] = bd[r * k + jj - 1]
+                            bi[r * k + jj] = bi[r * k + jj - 1]
+                            jj = jj - 1
+                        bd[r * k + jj] = dv
+                        bi[r * k + jj] = iv
+                    for q in range(k):
+                        out_dist[i0 + r, q] = <floating>_finish_direct(bd[r * k + q], metric,
+                                                                        p, 0.0)
+                        out_idx[i0 + r, q] = bi[r * k + q]
+            free(tile)
+            free(buf)
+            free(acc)
+            free(bd)
+            free(bi)
+    finally:
+        free(xx)
+        free(yy)
+
+
+def _centred(X, Y, int metric, bint same):
+    """float32 GEMM-trick metrics run on mean-centred copies: smaller norms, so far fewer
+    entries need the exact recomputation (which still reads the original data)."""
+    if X.dtype != np.float32 or metric not in (SQEUCLIDEAN, EUCLIDEAN, RBF) \
+            or not uses_gemm(metric, X.shape[1]) or X.shape[0] == 0 or Y.shape[0] == 0:
+        return X, Y
+    mu = X.mean(axis=0, dtype=np.float64)
+    Xc = (X - mu).astype(np.float32)
+    return Xc, (Xc if same else (Y - mu).astype(np.float32))
+
+
+def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
+                       double recompute, int n_threads):
+    """Kernel entry: fills and returns ``out`` (m, n). BLAS runs one thread per tile."""
+    Xc, Yc = _centred(X, Y, metric, same)
+    with blas_single_thread():
+        _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute, n_threads)
+    return out
+
+
+def nearest_neighbors(X, Y, int k, int metric, double p, bint same, int n_threads):
+    """Kernel entry: returns (distances (m, k), indices (m, k) intp)."""
+    m = X.shape[0]
+    dist = np.empty((m, k), dtype=X.dtype)
+    idx = np.empty((m, k), dtype=np.intp)
+    Xc, Yc = _centred(X, Y, metric, same)
+    with blas_single_thread():
+        _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, n_threads)
+    return dist, idx

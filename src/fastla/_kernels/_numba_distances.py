@@ -1,0 +1,290 @@
+"""Distance engine, Numba backend.
+
+GEMM-class metrics: the middle term comes from NumPy's BLAS (multi-threaded, outside
+any prange, so no nested parallelism), then a ``parallel=True`` epilogue fuses norms,
+cancellation-safe recomputation, clamp and sqrt/exp. Direct metrics use a prange over
+row blocks with the Y block transposed so that the inner loop is contiguous and free
+of reductions (LLVM vectorises it). Nearest neighbours: tiles of X x Y, a parallel
+top-k merge per row, exact recomputation of the survivors.
+"""
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .._threads import numba_threads
+from ._numba_common import jit
+
+SQEUCLIDEAN, EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, RBF = range(7)
+TJ = 16
+TILE_ROWS = 2048  # X rows per nearest-neighbour chunk
+TILE_COLS = 4096  # Y rows per chunk
+
+
+def uses_gemm(metric, d):
+    if metric == COSINE:
+        return True
+    if metric in (SQEUCLIDEAN, EUCLIDEAN, RBF):
+        return d > 16
+    return False
+
+
+@jit(parallel=True)
+def _row_norms(A, cosine):
+    m, d = A.shape
+    out = np.empty(m, dtype=np.float64)
+    for i in prange(m):
+        s = 0.0
+        for k in range(d):
+            s += np.float64(A[i, k]) * np.float64(A[i, k])
+        if cosine:
+            out[i] = 1.0 / math.sqrt(s) if s > 0.0 else 0.0
+        else:
+            out[i] = s
+    return out
+
+
+@jit()
+def _sqdist(x, y):
+    s = 0.0
+    for k in range(x.shape[0]):
+        t = np.float64(x[k]) - np.float64(y[k])
+        s += t * t
+    return s
+
+
+@jit(parallel=True)
+def _epilogue(G, X, Y, xx, yy, metric, gamma, recompute, same, row0):
+    """In place: G[i, j] = x.y  ->  distance (or RBF value)."""
+    m, n = G.shape
+    for i in prange(m):
+        gi = row0 + i
+        for j in range(n):
+            g = np.float64(G[i, j])
+            if metric == COSINE:
+                v = 1.0 - g * xx[gi] * yy[j]
+                v = min(max(v, 0.0), 2.0)
+            else:
+                v = xx[gi] + yy[j] - 2.0 * g
+                if v < recompute * (xx[gi] + yy[j]):
+                    v = _sqdist(X[gi], Y[j])
+                v = max(v, 0.0)
+                if metric == EUCLIDEAN:
+                    v = math.sqrt(v)
+                elif metric == RBF:
+                    v = math.exp(-gamma * v)
+            if same and gi == j:
+                v = 1.0 if metric == RBF else 0.0
+            G[i, j] = v
+
+
+@jit()
+def _finish(acc, metric, p, gamma):
+    if metric == EUCLIDEAN:
+        return math.sqrt(acc)
+    if metric == RBF:
+        return math.exp(-gamma * acc)
+    if metric == MINKOWSKI:
+        return acc ** (1.0 / p)
+    return acc
+
+
+@jit()
+def _direct_block(X, Yt, i0, mt, metric, p, acc):
+    """acc[r, jj] for X rows i0..i0+mt against the transposed Y block Yt (d, TJ)."""
+    d = Yt.shape[0]
+    for r in range(mt):
+        for jj in range(TJ):
+            acc[r, jj] = 0.0
+    for r in range(mt):
+        a = acc[r]
+        for k in range(d):
+            xv = X[i0 + r, k]
+            yk = Yt[k]
+            if metric == MANHATTAN:
+                for jj in range(TJ):
+                    a[jj] += abs(xv - yk[jj])
+            elif metric == CHEBYSHEV:
+                for jj in range(TJ):
+                    t = abs(xv - yk[jj])
+                    a[jj] = a[jj] if a[jj] > t else t
+            elif metric == MINKOWSKI:
+                for jj in range(TJ):
+                    a[jj] += abs(xv - yk[jj]) ** p
+            else:
+                for jj in range(TJ):
+                    t = xv - yk[jj]
+                    a[jj] += t * t
+
+
+@jit()
+def _transpose(Y, j0, nt, Yt):
+    d = Y.shape[1]
+    for jj in range(TJ):
+        for k in range(d):
+            Yt[k, jj] = Y[j0 + jj, k] if jj < nt else 0.0
+
+
+@jit(parallel=True)
+def _direct_matrix(X, Y, out, metric, p, gamma, same):
+    m, d = X.shape
+    n = Y.shape[0]
+    BM = 64
+    nb = (m + BM - 1) // BM
+    for b in prange(nb):
+        i0 = b * BM
+        mt = min(BM, m - i0)
+        Yt = np.empty((d, TJ), dtype=X.dtype)
+        acc = np.empty((BM, TJ), dtype=X.dtype)
+        for j0 in range(0, n, TJ):
+            nt = min(TJ, n - j0)
+            _transpose(Y, j0, nt, Yt)
+            _direct_block(X, Yt, i0, mt, metric, p, acc)
+            for r in range(mt):
+                for jj in range(nt):
+                    v = _finish(np.float64(acc[r, jj]), metric, p, gamma)
+                    if same and i0 + r == j0 + jj:
+                        v = 1.0 if metric == RBF else 0.0
+                    out[i0 + r, j0 + jj] = v
+
+
+def _centred(X, Y, metric, same):
+    """float32 GEMM-trick metrics: mean-centred copies (see _cy_distances._centred)."""
+    if X.dtype != np.float32 or metric not in (SQEUCLIDEAN, EUCLIDEAN, RBF) \
+            or X.shape[0] == 0 or Y.shape[0] == 0:
+        return X, Y
+    mu = X.mean(axis=0, dtype=np.float64)
+    Xc = (X - mu).astype(np.float32)
+    return Xc, (Xc if same else (Y - mu).astype(np.float32))
+
+
+def pairwise_distances(X, Y, out, metric, p, gamma, same, recompute, n_threads):
+    m, d = X.shape
+    with numba_threads(n_threads):
+        if uses_gemm(metric, d):
+            cos = metric == COSINE
+            Xc, Yc = _centred(X, Y, metric, same)
+            xx = _row_norms(Xc, cos)
+            yy = xx if same else _row_norms(Yc, cos)
+            # row blocks keep the BLAS output in cache-friendly pieces and memory bounded
+            step = max(1, (1 << 22) // max(Y.shape[0], 1))
+            for i0 in range(0, m, step):
+                blk = out[i0:i0 + step]
+                np.dot(Xc[i0:i0 + step], Yc.T, out=blk)
+                _epilogue(blk, X, Y, xx, yy, metric, gamma, recompute, same, i0)
+        else:
+            _direct_matrix(X, Y, out, metric, p, gamma, same)
+    return out
+
+
+@jit()
+def _better(da, ia, db, ib):
+    return da < db or (da == db and ia < ib)
+
+
+@jit()
+def _push(dist, idx, k, dv, iv):
+    if not _better(dv, iv, dist[k - 1], idx[k - 1]):
+        return
+    pos = k - 1
+    while pos > 0 and _better(dv, iv, dist[pos - 1], idx[pos - 1]):
+        dist[pos] = dist[pos - 1]
+        idx[pos] = idx[pos - 1]
+        pos -= 1
+    dist[pos] = dv
+    idx[pos] = iv
+
+
+@jit(parallel=True)
+def _merge_gemm(G, xx, yy, row0, col0, metric, same, bd, bi):
+    """Fold the GEMM tile G (rows row0.., cols col0..) into the running k-lists."""
+    mt, nt = G.shape
+    k = bd.shape[1]
+    for r in prange(mt):
+        gi = row0 + r
+        for c in range(nt):
+            j = col0 + c
+            if same and gi == j:
+                continue
+            if metric == COSINE:
+                key = 1.0 - np.float64(G[r, c]) * xx[gi] * yy[j]
+            else:
+                key = yy[j] - 2.0 * np.float64(G[r, c])
+            _push(bd[gi], bi[gi], k, key, j)
+
+
+@jit(parallel=True)
+def _direct_topk(X, Y, metric, p, same, bd, bi):
+    m, d = X.shape
+    n = Y.shape[0]
+    k = bd.shape[1]
+    BM = 64
+    nb = (m + BM - 1) // BM
+    for b in prange(nb):
+        i0 = b * BM
+        mt = min(BM, m - i0)
+        Yt = np.empty((d, TJ), dtype=X.dtype)
+        acc = np.empty((BM, TJ), dtype=X.dtype)
+        for j0 in range(0, n, TJ):
+            nt = min(TJ, n - j0)
+            _transpose(Y, j0, nt, Yt)
+            _direct_block(X, Yt, i0, mt, metric, p, acc)
+            for r in range(mt):
+                for jj in range(nt):
+                    if same and i0 + r == j0 + jj:
+                        continue
+                    _push(bd[i0 + r], bi[i0 + r], k, np.float64(acc[r, jj]), j0 + jj)
+
+
+@jit(parallel=True)
+def _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx):
+    m, k = bd.shape
+    for i in prange(m):
+        for q in range(k):
+            if gemm and metric != COSINE:
+                bd[i, q] = _sqdist(X[i], Y[bi[i, q]])
+            elif gemm and bd[i, q] < 0.0:
+                bd[i, q] = 0.0
+        for q in range(1, k):
+            dv = bd[i, q]
+            iv = bi[i, q]
+            jj = q
+            while jj > 0 and _better(dv, iv, bd[i, jj - 1], bi[i, jj - 1]):
+                bd[i, jj] = bd[i, jj - 1]
+                bi[i, jj] = bi[i, jj - 1]
+                jj -= 1
+            bd[i, jj] = dv
+            bi[i, jj] = iv
+        for q in range(k):
+            dist[i, q] = _finish(bd[i, q], metric, p, 0.0)
+            idx[i, q] = bi[i, q]
+
+
+def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
+    m, d = X.shape
+    n = Y.shape[0]
+    bd = np.full((m, k), np.inf)
+    bi = np.full((m, k), np.iinfo(np.intp).max, dtype=np.intp)
+    dist = np.empty((m, k), dtype=X.dtype)
+    idx = np.empty((m, k), dtype=np.intp)
+    gemm = uses_gemm(metric, d)
+    with numba_threads(n_threads):
+        if gemm:
+            cos = metric == COSINE
+            Xc, Yc = _centred(X, Y, metric, same)
+            xx = _row_norms(Xc, cos)
+            yy = xx if same else _row_norms(Yc, cos)
+            G = np.empty((min(TILE_ROWS, m), min(TILE_COLS, n)), dtype=X.dtype)
+            for i0 in range(0, m, TILE_ROWS):
+                xi = Xc[i0:i0 + TILE_ROWS]
+                for j0 in range(0, n, TILE_COLS):
+                    yj = Yc[j0:j0 + TILE_COLS]
+                    g = G.reshape(-1)[:xi.shape[0] * yj.shape[0]].reshape(xi.shape[0],
+                                                                          yj.shape[0])
+                    np.dot(xi, yj.T, out=g)
+                    _merge_gemm(g, xx, yy, i0, j0, metric, same, bd, bi)
+        else:
+            _direct_topk(X, Y, metric, p, same, bd, bi)
+        _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx)
+    return dist, idx
