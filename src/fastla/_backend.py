@@ -20,6 +20,8 @@ import importlib
 import importlib.util
 from collections import namedtuple
 
+import numpy as np
+
 from . import _config
 
 BACKENDS = ("cython", "numba", "cuda", "python")
@@ -140,7 +142,10 @@ def _check_op(op):
 def is_device_array(a):
     """True for arrays in GPU memory (numba, CuPy, PyTorch): ``__cuda_array_interface__``."""
     try:
-        return hasattr(a, "__cuda_array_interface__") and not hasattr(a, "__array_interface__")
+        if isinstance(a, np.ndarray):
+            return False
+        # numba's simulator arrays (NUMBA_ENABLE_CUDASIM=1) have no interface attribute
+        return hasattr(a, "__cuda_array_interface__") or type(a).__name__ == "FakeCUDAArray"
     except Exception:
         return False
 

@@ -11,7 +11,8 @@ def check_device_array(x, *, name="X", ndim=2, dtypes=(np.float32, np.float64)):
     """
     from numba import cuda
 
-    arr = cuda.as_cuda_array(x)
+    # numba device arrays (and the simulator's) are used as they are
+    arr = x if hasattr(x, "copy_to_host") else cuda.as_cuda_array(x)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got a device array of shape {arr.shape}")
     if np.dtype(arr.dtype) not in [np.dtype(d) for d in dtypes]:

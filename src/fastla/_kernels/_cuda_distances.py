@@ -119,6 +119,8 @@ def _topk_kernel(D, row0, same, k, out_d, out_i):
 
 
 def _to_device(a):
+    if hasattr(a, "copy_to_host"):  # numba device array (or the simulator's)
+        return a, True
     if hasattr(a, "__cuda_array_interface__") and not isinstance(a, np.ndarray):
         return cuda.as_cuda_array(a), True
     return cuda.to_device(np.ascontiguousarray(a)), False

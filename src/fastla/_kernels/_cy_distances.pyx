@@ -155,11 +155,12 @@ cdef void _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py
     cdef floating* a3
     cdef floating pp = <floating>p
     for r in range(0, mt, TM):
+        # acc has TM spare rows past mt: rows past the end read the last X row and
+        # accumulate into scratch that is never stored
         a0 = acc + r * TJ
-        a1 = acc + min(r + 1, mt - 1) * TJ
-        a2 = acc + min(r + 2, mt - 1) * TJ
-        a3 = acc + min(r + 3, mt - 1) * TJ
-        # rows past mt alias the last row: computed twice, stored once
+        a1 = acc + (r + 1) * TJ
+        a2 = acc + (r + 2) * TJ
+        a3 = acc + (r + 3) * TJ
         for jj in range(TJ):
             a0[jj] = 0
             a1[jj] = 0
@@ -276,7 +277,7 @@ def _pairwise(floating[:, ::1] X, floating[:, ::1] Y, floating[:, ::1] Xo,
     try:
         with nogil, parallel(num_threads=n_threads):
             buf = <floating*>malloc(d * TJ * sizeof(floating))
-            acc = <floating*>malloc(TILE * TJ * sizeof(floating))
+            acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             for t in prange(tiles_i * tiles_j, schedule='dynamic'):
                 ti = t // tiles_j
                 tj = t % tiles_j
@@ -362,7 +363,7 @@ def _nn(floating[:, ::1] X, floating[:, ::1] Y, floating[:, ::1] Xo, floating[:,
         with nogil, parallel(num_threads=n_threads):
             tile = <floating*>malloc(TILE * TILE * sizeof(floating))
             buf = <floating*>malloc(d * TJ * sizeof(floating))
-            acc = <floating*>malloc(TILE * TJ * sizeof(floating))
+            acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             bd = <double*>malloc(TILE * k * sizeof(double))
             bi = <Py_ssize_t*>malloc(TILE * k * sizeof(Py_ssize_t))
             for ti in prange(tiles_i, schedule='dynamic'):

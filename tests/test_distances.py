@@ -1,0 +1,263 @@
+"""Distance engine: every backend against SciPy / the naive loop, precision, bad input."""
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+import fastla
+from conftest import op_backend
+
+SCIPY = {"euclidean": "euclidean", "sqeuclidean": "sqeuclidean", "cosine": "cosine",
+         "manhattan": "cityblock", "chebyshev": "chebyshev", "minkowski": "minkowski"}
+
+
+def _sizes(backend):
+    # the python and cuda-simulator backends are slow: keep their inputs tiny
+    return (9, 7) if backend in ("python", "cuda") else (67, 45)
+
+
+def _tol(dtype):
+    return dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("metric", sorted(SCIPY))
+@pytest.mark.parametrize("d", [3, 37])
+def test_pairwise_matches_cdist(backend, dtype, metric, d, rng):
+    op_backend("pairwise_distances", backend)
+    m, n = _sizes(backend)
+    X = rng.standard_normal((m, d)).astype(dtype)
+    Y = rng.standard_normal((n, d)).astype(dtype)
+    kw = {"p": 3.0} if metric == "minkowski" else {}
+    D = fastla.pairwise_distances(X, Y, metric=metric, backend=backend, **kw)
+    assert D.dtype == dtype and D.shape == (m, n)
+    ref = cdist(X.astype(np.float64), Y.astype(np.float64), SCIPY[metric], **kw)
+    np.testing.assert_allclose(D, ref, **_tol(dtype))
+
+
+def test_pairwise_self_has_exact_zero_diagonal(backend, dtype, rng):
+    op_backend("pairwise_distances", backend)
+    m, _ = _sizes(backend)
+    X = (rng.standard_normal((m, 40)) * 100 + 1000).astype(dtype)
+    for metric in ("euclidean", "sqeuclidean", "cosine", "manhattan"):
+        D = fastla.pairwise_distances(X, metric=metric, backend=backend)
+        assert np.all(np.diag(D) == 0)
+        assert np.all(D >= 0) and np.all(np.isfinite(D))
+
+
+def test_noncontiguous_and_mixed_inputs(backend, rng):
+    op_backend("pairwise_distances", backend)
+    m, n = _sizes(backend)
+    X = rng.standard_normal((2 * m, 30))[::2, ::3]          # strided view
+    Y = np.asfortranarray(rng.standard_normal((n, 10))).astype(np.float32)
+    D = fastla.pairwise_distances(X, Y, backend=backend)
+    assert D.dtype == np.float64                          # float64 with float32 -> float64
+    np.testing.assert_allclose(D, cdist(X, Y.astype(np.float64)), rtol=1e-6)
+    Xi = rng.integers(0, 5, (m, 4))
+    Di = fastla.pairwise_distances(Xi, metric="manhattan", backend=backend)
+    assert Di.dtype == np.float64
+    np.testing.assert_allclose(Di, cdist(Xi, Xi, "cityblock"))
+
+
+def test_float32_euclidean_no_cancellation(rng):
+    """Clustered data far from the origin with tiny distances: the GEMM trick alone would
+    lose everything; fastla must stay within 1e-5 relative (1e-6 absolute near zero)."""
+    for backend in fastla.available_backends("pairwise_distances"):
+        if backend in ("python", "cuda"):
+            continue
+        centers = rng.standard_normal((4, 64)) * 50 + 300
+        X = np.repeat(centers, 60, axis=0) + rng.standard_normal((240, 64)) * 1e-3
+        X32 = X.astype(np.float32)
+        ref = cdist(X32.astype(np.float64), X32.astype(np.float64))
+        for Y in (None, X32[::-1].copy()):
+            D = fastla.pairwise_distances(X32, Y, backend=backend)
+            r = ref if Y is None else ref[:, ::-1]
+            err = np.abs(D.astype(np.float64) - r)
+            assert np.all((err <= 1e-5 * r) | (err <= 1e-6)), (backend, err.max())
+            assert np.all(D >= 0) and not np.isnan(D).any()
+
+
+def test_rbf_kernel_matches_sklearn(backend, dtype, rng):
+    op_backend("rbf_kernel", backend)
+    from sklearn.metrics.pairwise import rbf_kernel as sk_rbf
+
+    m, n = _sizes(backend)
+    X = rng.standard_normal((m, 20)).astype(dtype)
+    Y = rng.standard_normal((n, 20)).astype(dtype)
+    K = fastla.rbf_kernel(X, Y, backend=backend)
+    assert K.dtype == dtype
+    np.testing.assert_allclose(K, sk_rbf(X.astype(np.float64), Y.astype(np.float64)),
+                               **_tol(dtype))
+    K2 = fastla.rbf_kernel(X, gamma=0.3, backend=backend)
+    assert np.all(np.diag(K2) == 1)
+    np.testing.assert_allclose(K2, sk_rbf(X.astype(np.float64), gamma=0.3), **_tol(dtype))
+
+
+def _ref_knn(X, Y, k, metric, same, **kw):
+    D = cdist(X.astype(np.float64), Y.astype(np.float64), SCIPY[metric], **kw)
+    if same:
+        np.fill_diagonal(D, np.inf)
+    idx = np.argsort(D, axis=1, kind="stable")[:, :k]   # stable: ties to the lower index
+    return np.take_along_axis(D, idx, 1), idx
+
+
+@pytest.mark.parametrize("metric", sorted(SCIPY))
+def test_nearest_neighbors_matches_bruteforce(backend, dtype, metric, rng):
+    op_backend("nearest_neighbors", backend)
+    m, n = _sizes(backend)
+    n = 3 * n
+    X = rng.standard_normal((m, 24)).astype(dtype)
+    Y = rng.standard_normal((n, 24)).astype(dtype)
+    kw = {"p": 1.5} if metric == "minkowski" else {}
+    k = 5
+    dist, idx = fastla.nearest_neighbors(X, Y, k=k, metric=metric, backend=backend, **kw)
+    rd, ri = _ref_knn(X, Y, k, metric, False, **kw)
+    assert dist.dtype == dtype and idx.shape == (m, k)
+    np.testing.assert_array_equal(idx, ri)
+    np.testing.assert_allclose(dist, rd, **_tol(dtype))
+    # Y=None excludes each point itself
+    i2 = fastla.nearest_neighbors(X, k=3, metric=metric, backend=backend,
+                                  return_distance=False, **kw)
+    np.testing.assert_array_equal(i2, _ref_knn(X, X, 3, metric, True, **kw)[1])
+
+
+def test_nearest_neighbors_ties_and_duplicates(backend):
+    op_backend("nearest_neighbors", backend)
+    X = np.array([[0.0, 0.0]])
+    Y = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    for metric in ("euclidean", "manhattan", "chebyshev"):
+        d, i = fastla.nearest_neighbors(X, Y, k=5, metric=metric, backend=backend)
+        np.testing.assert_array_equal(i[0], [3, 4, 0, 1, 2])
+        np.testing.assert_allclose(d[0], [0, 0, 1, 1, 1])
+
+
+def test_nearest_neighbors_spans_many_tiles(rng):
+    """More rows and candidates than one tile, odd sizes (CPU backends)."""
+    X = rng.standard_normal((301, 33)).astype(np.float32)
+    Y = rng.standard_normal((1029, 33)).astype(np.float32)
+    for backend in ("cython", "numba"):
+        if backend not in fastla.available_backends("nearest_neighbors"):
+            continue
+        for metric in ("euclidean", "cosine", "manhattan"):
+            d, i = fastla.nearest_neighbors(X, Y, k=7, metric=metric, backend=backend)
+            rd, ri = _ref_knn(X, Y, 7, metric, False)
+            np.testing.assert_array_equal(i, ri)
+            np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
+
+
+def test_results_equal_across_thread_counts(rng):
+    X = rng.standard_normal((530, 40))
+    for backend in ("cython", "numba"):
+        if backend not in fastla.available_backends("pairwise_distances"):
+            continue
+        for metric in ("euclidean", "manhattan"):
+            a = fastla.pairwise_distances(X, metric=metric, backend=backend, n_threads=1)
+            b = fastla.pairwise_distances(X, metric=metric, backend=backend, n_threads=2)
+            np.testing.assert_array_equal(a, b)
+        i1 = fastla.nearest_neighbors(X, k=4, backend=backend, n_threads=1)[1]
+        i2 = fastla.nearest_neighbors(X, k=4, backend=backend, n_threads=2)[1]
+        np.testing.assert_array_equal(i1, i2)
+
+
+def test_out_parameter(rng):
+    X = rng.standard_normal((20, 5))
+    out = np.empty((20, 20))
+    res = fastla.pairwise_distances(X, out=out)
+    assert res is out
+    np.testing.assert_allclose(out, cdist(X, X), atol=1e-12)
+    with pytest.raises(ValueError, match="dtype"):
+        fastla.pairwise_distances(X, out=np.empty((20, 20), np.float32))
+
+
+def test_euclidean_distance_seed_function(rng):
+    from fastla._kernels import _naive
+
+    a, b = rng.standard_normal(17), rng.standard_normal(17)
+    assert fastla.euclidean_distance(a, b) == pytest.approx(_naive.euclidean_distance(a, b))
+    assert fastla.euclidean_distance([0, 0], [3, 4]) == 5.0
+    with pytest.raises(ValueError, match="elements"):
+        fastla.euclidean_distance([1, 2], [1, 2, 3])
+
+
+def test_empty_inputs(backend):
+    op_backend("pairwise_distances", backend)
+    assert fastla.pairwise_distances(np.empty((0, 3)), np.ones((4, 3)),
+                                     backend=backend).shape == (0, 4)
+    assert fastla.pairwise_distances(np.ones((2, 3)), np.empty((0, 3)),
+                                     backend=backend).shape == (2, 0)
+    d, i = fastla.nearest_neighbors(np.empty((0, 3)), np.ones((4, 3)), k=2, backend=backend)
+    assert d.shape == (0, 2) and i.shape == (0, 2)
+
+
+def test_zero_features():
+    D = fastla.pairwise_distances(np.empty((3, 0)), np.empty((2, 0)))
+    assert D.shape == (3, 2) and np.all(D == 0)
+
+
+def test_bad_input():
+    X = np.ones((4, 3))
+    with pytest.raises(ValueError, match="3 features but Y has 2"):
+        fastla.pairwise_distances(X, np.ones((4, 2)))
+    with pytest.raises(ValueError, match="2-D"):
+        fastla.pairwise_distances(np.ones(3))
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        fastla.pairwise_distances(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        fastla.nearest_neighbors(X, bad)
+    assert np.isnan(fastla.pairwise_distances(bad, check_finite=False, backend="python")
+                    ).any()
+    with pytest.raises(ValueError, match="metric"):
+        fastla.pairwise_distances(X, metric="hamming")
+    with pytest.raises(TypeError, match="takes no argument"):
+        fastla.pairwise_distances(X, metric="euclidean", p=3)
+    with pytest.raises(ValueError, match="p must be > 0"):
+        fastla.pairwise_distances(X, metric="minkowski", p=0)
+    with pytest.raises(ValueError, match="larger than the number of candidates"):
+        fastla.nearest_neighbors(X, k=4)
+    with pytest.raises(ValueError, match="larger than"):
+        fastla.nearest_neighbors(X, np.ones((2, 3)), k=3)
+    with pytest.raises(ValueError, match=">= 1"):
+        fastla.nearest_neighbors(X, k=0)
+    with pytest.raises(fastla.OutputTooLargeError, match="nearest_neighbors"):
+        with fastla.config_context(max_memory_bytes=1000):
+            fastla.pairwise_distances(np.ones((100, 2)))
+
+
+def test_minkowski_special_p_values(rng):
+    X = rng.standard_normal((10, 4))
+    for p, name in ((1, "cityblock"), (2, "euclidean"), (np.inf, "chebyshev")):
+        np.testing.assert_allclose(fastla.pairwise_distances(X, metric="minkowski", p=p),
+                                   cdist(X, X, name), atol=1e-12)
+
+
+def test_simd_variants_agree(rng, monkeypatch):
+    """Each built ISA variant of the Cython module gives the same distances."""
+    from fastla._kernels import _simd
+
+    X = rng.standard_normal((70, 19))
+    ref = cdist(X, X, "cityblock")
+    for level in _simd.supported_levels():
+        try:
+            mod = _simd.load("_cy_distances", level=level)
+        except ImportError:
+            continue  # variant not built by this compiler
+        out = np.empty((70, 70))
+        mod.pairwise_distances(X, X, out, 3, 2.0, 0.0, True, 0.0, 2)
+        np.testing.assert_allclose(out, ref, atol=1e-12)
+
+
+@pytest.mark.cuda
+def test_cuda_device_arrays_in_and_out(rng):
+    """Device arrays go in and come out without host round trips."""
+    if "cuda" not in fastla.available_backends("pairwise_distances"):
+        pytest.skip("cuda backend not available here")
+    from numba import cuda
+
+    X = rng.standard_normal((6, 5)).astype(np.float32)
+    dX = cuda.to_device(X)
+    D = fastla.pairwise_distances(dX)               # auto -> cuda for device arrays
+    assert hasattr(D, "copy_to_host")
+    np.testing.assert_allclose(D.copy_to_host(), cdist(X, X), rtol=1e-5, atol=1e-5)
+    d, i = fastla.nearest_neighbors(dX, k=2)
+    np.testing.assert_array_equal(i.copy_to_host(), _ref_knn(X, X, 2, "euclidean", True)[1])
