@@ -23,6 +23,8 @@ class Peer:
     name: str
     run: Callable[[Any], Any]
     available: Callable[[], Optional[str]] = lambda: None
+    # a reference computation (e.g. the bare GEMM), shown but not a "peer library"
+    reference: bool = False
 
 
 @dataclasses.dataclass

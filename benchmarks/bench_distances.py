@@ -1,0 +1,121 @@
+"""asv suites of the distance engine: time, peak memory and speedups (unit "x")."""
+
+import numpy as np
+
+import fastla
+
+from .common import best_time, data, require_backend, require_module, sizes
+
+BACKENDS = ["cython", "numba"]
+
+
+class PairwiseDistances:
+    params = (BACKENDS, ["euclidean", "sqeuclidean", "manhattan", "cosine"],
+              sizes([500], [5000]), ["float32", "float64"])
+    param_names = ["backend", "metric", "n", "dtype"]
+    timeout = 300
+
+    def setup(self, backend, metric, n, dtype):
+        require_backend("pairwise_distances", backend)
+        self.X, self.Y = data(n, n, 64, dtype)
+        fastla.pairwise_distances(self.X[:8], self.Y[:8], metric=metric, backend=backend)
+
+    def time_pairwise(self, backend, metric, n, dtype):
+        fastla.pairwise_distances(self.X, self.Y, metric=metric, backend=backend)
+
+    def peakmem_pairwise(self, backend, metric, n, dtype):
+        fastla.pairwise_distances(self.X, self.Y, metric=metric, backend=backend)
+
+
+class PairwiseSpeedup:
+    """fastla's best backend against the naive loop and the peer, measured side by side."""
+
+    params = (["euclidean", "sqeuclidean", "manhattan"],)
+    param_names = ["metric"]
+    timeout = 600
+    n = sizes(800, 5000)
+
+    def setup(self, metric):
+        self.X, self.Y = data(self.n, self.n, 64, "float64")
+        self.Xs, self.Ys = data(30, 30, 64, "float64", 1)
+
+    def _fastla(self, metric):
+        return best_time(lambda: fastla.pairwise_distances(self.X, self.Y, metric=metric))
+
+    def track_speedup_vs_naive(self, metric):
+        from fastla._kernels import _naive
+
+        code = {"euclidean": 1, "sqeuclidean": 0, "manhattan": 3}[metric]
+        out = np.empty((30, 30))
+        t_naive = best_time(lambda: _naive.pairwise_distances(
+            self.Xs, self.Ys, out, code, 2.0, 0.0, False, 0.0, 1), 1)
+        return (t_naive / (30 * 30)) / (self._fastla(metric) / (self.n * self.n))
+
+    track_speedup_vs_naive.unit = "x"
+
+    def track_speedup_vs_peer(self, metric):
+        if metric == "manhattan":
+            from scipy.spatial.distance import cdist
+
+            peer = lambda: cdist(self.X, self.Y, "cityblock")  # noqa: E731
+        elif metric == "euclidean":
+            require_module("sklearn")
+            from sklearn.metrics.pairwise import euclidean_distances
+
+            peer = lambda: euclidean_distances(self.X, self.Y)  # noqa: E731
+        else:
+            require_module("faiss")
+            import faiss
+
+            X32, Y32 = self.X.astype(np.float32), self.Y.astype(np.float32)
+            peer = lambda: faiss.pairwise_distances(X32, Y32)  # noqa: E731
+            return best_time(peer) / best_time(lambda: fastla.pairwise_distances(
+                X32, Y32, metric=metric))
+        return best_time(peer) / self._fastla(metric)
+
+    track_speedup_vs_peer.unit = "x"
+
+
+class NearestNeighbors:
+    params = (BACKENDS, ["euclidean", "cosine", "manhattan"])
+    param_names = ["backend", "metric"]
+    timeout = 600
+    q, base = sizes((1000, 10000), (20000, 100000))
+
+    def setup(self, backend, metric):
+        require_backend("nearest_neighbors", backend)
+        self.X, self.Y = data(self.q, self.base, 64, "float32", 3)
+        fastla.nearest_neighbors(self.X[:4], self.Y[:50], k=10, metric=metric, backend=backend)
+
+    def time_knn(self, backend, metric):
+        fastla.nearest_neighbors(self.X, self.Y, k=10, metric=metric, backend=backend)
+
+    def peakmem_knn(self, backend, metric):
+        fastla.nearest_neighbors(self.X, self.Y, k=10, metric=metric, backend=backend)
+
+    def track_speedup_vs_faiss(self, backend, metric):
+        if metric != "euclidean":
+            raise NotImplementedError("faiss comparison for euclidean only")
+        require_module("faiss")
+        import faiss
+
+        index = faiss.IndexFlatL2(64)
+        index.add(self.Y)
+        return best_time(lambda: index.search(self.X, 10), 2) / best_time(
+            lambda: fastla.nearest_neighbors(self.X, self.Y, k=10, backend=backend), 2)
+
+    track_speedup_vs_faiss.unit = "x"
+
+
+class RBFKernel:
+    params = (BACKENDS, ["float32", "float64"])
+    param_names = ["backend", "dtype"]
+    n = sizes(500, 5000)
+
+    def setup(self, backend, dtype):
+        require_backend("rbf_kernel", backend)
+        self.X, self.Y = data(self.n, self.n, 64, dtype)
+        fastla.rbf_kernel(self.X[:8], self.Y[:8], backend=backend)
+
+    def time_rbf(self, backend, dtype):
+        fastla.rbf_kernel(self.X, self.Y, backend=backend)
