@@ -119,3 +119,26 @@ class RBFKernel:
 
     def time_rbf(self, backend, dtype):
         fastla.rbf_kernel(self.X, self.Y, backend=backend)
+
+
+class SIMDDispatch:
+    """The dispatched ISA variant of the Cython kernels against the baseline build."""
+
+    params = (["manhattan", "chebyshev"],)
+    param_names = ["metric"]
+
+    def setup(self, metric):
+        from fastla._kernels import _simd
+
+        if len(_simd.supported_levels()) < 2:
+            raise NotImplementedError("this CPU runs the baseline only")
+
+    def track_dispatched_vs_baseline(self, metric):
+        from fastla._bench import simd_comparison
+
+        rows = simd_comparison(n=sizes(600, 2000), repeat=3)
+        times = {lv: t for lv, m, t in rows if m == metric}
+        best_level = [lv for lv, m, t in rows if m == metric][0]
+        return times["base"] / times[best_level]
+
+    track_dispatched_vs_baseline.unit = "x"

@@ -28,6 +28,8 @@ def add_parser(sub):
     p.add_argument("--repeat", type=int, default=None, help="timed runs per measurement")
     p.add_argument("--n-threads", type=int, default=None, help="threads (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--simd", action="store_true",
+                   help="only compare the ISA variants of the compiled kernels")
     p.set_defaults(func=run_cli)
 
 
@@ -212,8 +214,50 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def simd_comparison(n=2000, d=64, repeat=5, n_threads=None):
+    """Time the same Cython kernel from each built ISA variant (baseline, AVX2, AVX-512).
+
+    Returns a list of (level, metric, seconds); the dispatched level is the first one.
+    """
+    from . import _threads
+    from ._kernels import _simd
+
+    rng = np.random.default_rng(0)
+    X = rng.random((n, d))
+    Y = rng.random((n, d))
+    out = np.empty((n, n))
+    nt = _threads.effective_n_threads(n_threads)
+    rows = []
+    for level in _simd.supported_levels():
+        try:
+            mod = _simd.load("_cy_distances", level=level)
+        except ImportError:
+            continue
+        for metric, code in (("manhattan", 3), ("chebyshev", 4)):
+            t = best_time(lambda: mod.pairwise_distances(X, Y, out, code, 2.0, 0.0, False, 0.0,
+                                                         nt), repeat)
+            rows.append((level, metric, t))
+    return rows
+
+
+def _run_simd(args):
+    from ._kernels import _simd
+
+    rows = simd_comparison(repeat=args.repeat or 5, n_threads=args.n_threads)
+    _simd.load("_cy_distances")
+    print(f"SIMD variants of _cy_distances (dispatched here: {_simd.chosen['_cy_distances']}), "
+          "pairwise 2000x2000x64 float64")
+    base = {m: t for lv, m, t in rows if lv == "base"}
+    for lv, m, t in rows:
+        print(f"  {lv:<5} {m:<10} {t * 1e3:8.2f} ms   {base[m] / t:5.2f}x the baseline build")
+    return 0
+
+
 def run_cli(args):
     import fastla
+
+    if args.simd:
+        return _run_simd(args)
 
     repeat = args.repeat or (2 if args.quick else 5)
     cases = collect_cases(args.ops, args.quick)

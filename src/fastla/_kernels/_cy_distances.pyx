@@ -149,23 +149,19 @@ cdef void _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py
     cdef Py_ssize_t r, k, jj
     cdef floating xv0, xv1, xv2, xv3, yv, t
     cdef const floating* yk
-    cdef floating* a0
-    cdef floating* a1
-    cdef floating* a2
-    cdef floating* a3
+    # local accumulators: GCC knows they cannot alias, so they stay in vector registers
+    cdef floating a0[TJ]
+    cdef floating a1[TJ]
+    cdef floating a2[TJ]
+    cdef floating a3[TJ]
     cdef floating pp = <floating>p
     for r in range(0, mt, TM):
-        # acc has TM spare rows past mt: rows past the end read the last X row and
-        # accumulate into scratch that is never stored
-        a0 = acc + r * TJ
-        a1 = acc + (r + 1) * TJ
-        a2 = acc + (r + 2) * TJ
-        a3 = acc + (r + 3) * TJ
         for jj in range(TJ):
             a0[jj] = 0
             a1[jj] = 0
             a2[jj] = 0
             a3[jj] = 0
+        # rows past mt read the last X row; their sums land in acc's spare rows
         for k in range(d):
             xv0 = X[(i0 + r) * d + k]
             xv1 = X[(i0 + min(r + 1, mt - 1)) * d + k]
@@ -208,6 +204,11 @@ cdef void _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py
                     a2[jj] += t * t
                     t = xv3 - yv
                     a3[jj] += t * t
+        for jj in range(TJ):
+            acc[r * TJ + jj] = a0[jj]
+            acc[(r + 1) * TJ + jj] = a1[jj]
+            acc[(r + 2) * TJ + jj] = a2[jj]
+            acc[(r + 3) * TJ + jj] = a3[jj]
 
 
 cdef void _transpose_block(const floating* Y, Py_ssize_t j0, Py_ssize_t nt, Py_ssize_t d,
