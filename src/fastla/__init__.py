@@ -14,6 +14,7 @@ from ._backend import BackendError, available_backends, warmup
 from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from ._validation import OutputTooLargeError
+from .conv import convolve, convolve2d, correlate, correlate2d
 
 __all__ = [
     "__version__",
@@ -21,6 +22,10 @@ __all__ = [
     "OutputTooLargeError",
     "available_backends",
     "config_context",
+    "convolve",
+    "convolve2d",
+    "correlate",
+    "correlate2d",
     "get_config",
     "set_config",
     "show_config",
