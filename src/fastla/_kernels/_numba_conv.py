@@ -14,6 +14,46 @@ from .._threads import numba_threads
 from ._numba_common import jit
 
 
+@jit(nogil=True, boundscheck=False, inline="always")
+def _interior(rp, wrow, ox, jlo, jhi, o):
+    """o[j] += sum_c wrow[c] * rp[j - ox + c], jlo <= j < jhi, on slices that start at
+    0 (non-negative indices: no wrap-around checks, so LLVM vectorises)."""
+    n = jhi - jlo
+    if n <= 0:
+        return
+    kw = wrow.shape[0]
+    d = o[jlo:jhi]
+    base = jlo - ox
+    if kw == 3:
+        w0 = wrow[0]
+        w1 = wrow[1]
+        w2 = wrow[2]
+        s0 = rp[base:base + n]
+        s1 = rp[base + 1:base + 1 + n]
+        s2 = rp[base + 2:base + 2 + n]
+        for j in range(n):
+            d[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j]
+    elif kw == 5:
+        w0 = wrow[0]
+        w1 = wrow[1]
+        w2 = wrow[2]
+        w3 = wrow[3]
+        w4 = wrow[4]
+        s0 = rp[base:base + n]
+        s1 = rp[base + 1:base + 1 + n]
+        s2 = rp[base + 2:base + 2 + n]
+        s3 = rp[base + 3:base + 3 + n]
+        s4 = rp[base + 4:base + 4 + n]
+        for j in range(n):
+            d[j] += w0 * s0[j] + w1 * s1[j] + w2 * s2[j] + w3 * s3[j] + w4 * s4[j]
+    else:
+        for c in range(kw):
+            wv = wrow[c]
+            sc = rp[base + c:base + c + n]
+            for j in range(n):
+                d[j] += wv * sc[j]
+
+
 @jit(parallel=True, nogil=True, boundscheck=False)
 def _correlate2d(img, w, rowidx, colidx, ox, jlo, jhi, cvalrow, out):
     B = img.shape[0]
@@ -34,11 +74,7 @@ def _correlate2d(img, w, rowidx, colidx, ox, jlo, jhi, cvalrow, out):
                     rp = cvalrow
                 else:
                     rp = img[b, r]
-                for c in range(kw):
-                    wv = w[k, a, c]
-                    off = c - ox
-                    for j in range(jlo, jhi):
-                        o[j] += wv * rp[j + off]
+                _interior(rp, w[k, a], ox, jlo, jhi, o)
                 for j in range(0, jlo):
                     s = o[j] * 0
                     for c in range(kw):
