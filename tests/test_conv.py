@@ -35,6 +35,17 @@ def assert_close(got, ref, dtype, k, xmax=4.0):
     np.testing.assert_allclose(got, ref, rtol=0, atol=tol(dtype, k, xmax, scale))
 
 
+def combos(backend, seq, salt=0, step=3):
+    """All of ``seq`` on host backends. The CUDA simulator runs one Python thread per
+    GPU thread, so cuda tests take a rotating 1/step of the combinations (the kernel does
+    not depend on the mode: modes live in the index tables, tested on every backend);
+    ``salt`` rotates which share, so that together the parametrised cases cover all."""
+    seq = list(seq)
+    if backend != "cuda":
+        return seq
+    return [c for n, c in enumerate(seq) if (n + salt) % step == 0]
+
+
 @pytest.fixture
 def conv_backend(backend):
     """The conftest ``backend`` fixture, skipped where conv has no such kernel here."""
@@ -53,8 +64,10 @@ def test_signal_matches_scipy(conv_backend, dtype, shapes, rng):
     (H, W), (kh, kw) = shapes
     x = rng.standard_normal((H, W)).astype(dtype)
     k = rng.standard_normal((kh, kw)).astype(dtype)
-    for mode in SIGNAL_MODES:
-        for boundary in BOUNDARIES:
+    salt = SHAPES.index(shapes) + (dtype == np.float64)
+    grid = [(m, bd) for m in SIGNAL_MODES for bd in BOUNDARIES]
+    for mode, boundary in combos(conv_backend, grid, salt):
+        if True:
             for ours, theirs in ((fastla.convolve2d, sig.convolve2d),
                                  (fastla.correlate2d, sig.correlate2d)):
                 try:
@@ -71,7 +84,7 @@ def test_signal_matches_scipy(conv_backend, dtype, shapes, rng):
 def test_signal_noncontiguous_and_methods(conv_backend, rng):
     x = rng.standard_normal((15, 22))[::2, 1::2]  # strided view, 8x11
     k = np.outer(rng.standard_normal(5), rng.standard_normal(5)).T  # F-ordered, rank 1
-    for method in ("direct", "separable", "fft", "auto"):
+    for method in combos(conv_backend, ("direct", "separable", "fft", "auto")):
         got = fastla.convolve2d(x, k, "same", "symm", method=method, backend=conv_backend)
         assert_close(got, sig.convolve2d(x, k, "same", "symm"), np.float64, k)
     k2 = rng.standard_normal((4, 3))  # rank 3: separable runs 3 rank-1 passes
@@ -127,8 +140,10 @@ def test_ndimage_matches_scipy(conv_backend, dtype, kshape, rng):
     kh, kw = kshape
     origins = [(oy, ox) for oy in (-(kh // 2), 0, (kh - 1) // 2)
                for ox in (-(kw // 2), (kw - 1) // 2)]
-    for mode in ND_MODES:
-        for origin in origins:
+    salt = 2 * [(3, 3), (2, 4), (5, 2)].index(kshape) + (dtype == np.float64)
+    for mode, origin in combos(conv_backend, [(m, o) for m in ND_MODES for o in origins],
+                               salt, step=5):
+        if True:
             for ours, theirs in ((fastla.convolve, ndi.convolve),
                                  (fastla.correlate, ndi.correlate)):
                 ref = theirs(x, k, mode=mode, cval=0.25, origin=origin)
@@ -249,3 +264,35 @@ def test_bad_types():
 def test_empty_stack_returns_empty():
     got = fastla.correlate(np.ones((0, 5, 6)), np.ones((3, 3)))
     assert got.shape == (0, 5, 6)
+
+
+# ----------------------------------------------------------------------------------
+# device arrays (numba.cuda; the simulator under NUMBA_ENABLE_CUDASIM=1)
+
+
+@pytest.mark.cuda
+def test_device_arrays_stay_on_device(rng):
+    ok, why = _backend.backend_status("correlate2d")["cuda"]
+    if not ok:
+        pytest.skip(f"cuda unavailable: {why}")
+    from numba import cuda
+
+    x = rng.standard_normal((2, 9, 11)).astype(np.float32)
+    k = rng.standard_normal((2, 3, 2)).astype(np.float32)
+    d = cuda.to_device(x)
+    got = fastla.correlate(d, k, mode="wrap", origin=(0, -1))
+    assert not isinstance(got, np.ndarray) and got.shape == (2, 2, 9, 11)
+    host = got.copy_to_host()
+    for s in range(2):
+        for j in range(2):
+            assert_close(host[s, j], ndi.correlate(x[s], k[j], mode="wrap", origin=(0, -1)),
+                         np.float32, k[j])
+    dout = cuda.device_array((11, 12), np.float32)
+    res = fastla.convolve2d(cuda.to_device(x[0]), k[0], "full", "symm", out=dout)
+    assert res is dout
+    assert_close(dout.copy_to_host(), sig.convolve2d(x[0], k[0], "full", "symm"),
+                 np.float32, k[0])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastla.correlate(cuda.to_device(np.ones((4, 4), np.int16)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="out"):
+        fastla.correlate(d, k[0], out=cuda.device_array((2, 9, 10), np.float32))

@@ -244,6 +244,54 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
 
 
 # ---------------------------------------------------------------------------------------
+# device (GPU) arrays: the cuda kernel reads and writes them in place, no host copies
+
+
+def _is_device(a):
+    """GPU arrays (``__cuda_array_interface__``; the simulator's FakeCUDAArray too)."""
+    return _backend.is_device_array(a) or type(a).__name__ == "FakeCUDAArray"
+
+
+def _device_run(x, w3, oy, ox, Ho, Wo, mode, cval, backend, out, oshape):
+    """Correlate the device stack ``x[..., H, W]`` with host weights ``w3[K, kh, kw]``;
+    returns a device array of shape ``oshape``."""
+    name = "cuda" if backend in (None, "auto") else backend
+    b = _backend.resolve(_OP, name)
+    if b.name != "cuda":
+        raise _backend.BackendError(f"device (GPU) arrays need backend='cuda', got {name!r}")
+    dt = np.dtype(x.dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"device arrays must be float32 or float64, got {dt}")
+    if isinstance(cval, complex):
+        raise TypeError("a complex fill value needs host arrays")
+    H, W = x.shape[-2:]
+    n = int(np.prod(x.shape[:-2], dtype=np.int64))
+    xi = x.reshape((n, H, W))
+    w3 = np.ascontiguousarray(w3, dtype=dt)
+    from numba import cuda
+
+    if out is None:
+        res = cuda.device_array((n, w3.shape[0], Ho, Wo), dtype=dt)
+    else:
+        if not _is_device(out) or tuple(out.shape) != tuple(oshape) or \
+                np.dtype(out.dtype) != dt:
+            raise ValueError(f"out must be a device array of shape {tuple(oshape)} and "
+                             f"dtype {dt} for device input")
+        res = out.reshape((n, w3.shape[0], Ho, Wo))
+    kh, kw = w3.shape[1:]
+    rowidx = _ext_index(H, -oy, Ho + kh - 1, mode)
+    colidx = _ext_index(W, -ox, Wo + kw - 1, mode)
+    res = b.kernel(xi, w3, rowidx, colidx, ox, 0, 0, float(cval), res, 1)
+    return res.reshape(tuple(oshape)) if out is None else out
+
+
+def _host_weights(w, name):
+    if _is_device(w):
+        w = w.copy_to_host()  # kernels are small
+    return _as_array(w, name)
+
+
+# ---------------------------------------------------------------------------------------
 # validation
 
 
@@ -291,6 +339,9 @@ def _check_finite_arrays(*arrays):
 
 def _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads, dtype,
             convolution):
+    if _is_device(in1):
+        return _signal_device(in1, in2, mode, boundary, fillvalue, out, backend,
+                              convolution)
     in1 = _as_array(in1, "in1")
     in2 = _as_array(in2, "in2")
     if in1.ndim != 2 or in2.ndim != 2:
@@ -341,6 +392,37 @@ def _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads
     if swapped and not convolution:
         res = res[::-1, ::-1].copy()
     return _finish(res, out)
+
+
+def _signal_device(in1, in2, mode, boundary, fillvalue, out, backend, convolution):
+    in2 = _host_weights(in2, "in2")
+    if len(in1.shape) != 2 or in2.ndim != 2:
+        raise ValueError("in1 and in2 must both be 2-D arrays")
+    _validation.check_choice(mode, name="mode", choices=_SIGNAL_MODES)
+    if boundary not in _SIGNAL_BOUNDARIES:
+        raise ValueError(f"boundary={boundary!r} is not one of "
+                         f"{', '.join(repr(c) for c in _SIGNAL_BOUNDARIES)}")
+    H, W = in1.shape
+    kh, kw = in2.shape
+    if H * W == 0 or in2.size == 0:
+        raise ValueError("in1 and in2 must not be empty")
+    if mode == "valid" and (kh > H or kw > W):
+        raise ValueError("For 'valid' mode on device arrays the kernel must not be larger "
+                         "than the image in any dimension")
+    if convolution:
+        w = in2[::-1, ::-1]
+        oy, ox = {"full": (kh - 1, kw - 1), "same": (kh // 2, kw // 2),
+                  "valid": (0, 0)}[mode]
+    else:
+        w = in2.conj() if in2.dtype.kind == "c" else in2
+        oy, ox = {"full": (kh - 1, kw - 1), "same": ((kh - 1) // 2, (kw - 1) // 2),
+                  "valid": (0, 0)}[mode]
+    if w.dtype.kind == "c":
+        raise TypeError("complex kernels need host arrays")
+    Ho, Wo = {"full": (H + kh - 1, W + kw - 1), "same": (H, W),
+              "valid": (H - kh + 1, W - kw + 1)}[mode]
+    return _device_run(in1, w[None], oy, ox, Ho, Wo, _SIGNAL_BOUNDARIES[boundary],
+                       fillvalue, backend, out, (Ho, Wo))
 
 
 _SIGNAL_DOC = """{what} two 2-D arrays, with ``scipy.signal.{name}`` semantics.
@@ -419,8 +501,13 @@ def _pair(v, name):
 
 def _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads, dtype,
              convolution):
-    image = _as_array(image, "image")
-    weights = _as_array(weights, "weights")
+    on_device = _is_device(image)
+    if on_device:
+        weights = _host_weights(weights, "weights")
+        image_dev, image = image, np.empty((0,) * len(image.shape), np.dtype(image.dtype))
+    else:
+        image = _as_array(image, "image")
+        weights = _as_array(weights, "weights")
     if image.ndim < 2:
         raise ValueError(f"image must have at least 2 dimensions (..., H, W), got "
                          f"{image.ndim}-D")
@@ -457,6 +544,14 @@ def _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads
         out_dtype = np.dtype(np.complex64 if single else np.complex128)
     else:
         out_dtype = image.dtype
+    if on_device:
+        lead, (H, W) = tuple(image_dev.shape[:-2]), tuple(image_dev.shape[-2:])
+        if weights.dtype.kind == "c":
+            raise TypeError("complex weights need host arrays")
+        oy, ox = kh // 2 + origins[0], kw // 2 + origins[1]
+        oshape = lead + ((K,) if bank else ()) + (H, W)
+        return _device_run(image_dev, w, oy, ox, H, W, _NDIMAGE_MODES[mode], cval,
+                           backend, out, oshape)
     lead = image.shape[:-2]
     H, W = image.shape[-2:]
     oshape = lead + ((K,) if bank else ()) + (H, W)
