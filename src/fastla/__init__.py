@@ -15,6 +15,7 @@ from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from ._validation import OutputTooLargeError
 from .distances import euclidean_distance, nearest_neighbors, pairwise_distances, rbf_kernel
+from .conv import convolve, convolve2d, correlate, correlate2d
 
 __all__ = [
     "__version__",
@@ -22,6 +23,10 @@ __all__ = [
     "OutputTooLargeError",
     "available_backends",
     "config_context",
+    "convolve",
+    "convolve2d",
+    "correlate",
+    "correlate2d",
     "get_config",
     "set_config",
     "show_config",

@@ -1,0 +1,219 @@
+# cython: language_level=3
+"""Cython + OpenMP kernels for 2-D correlation (fastla.conv).
+
+One primitive serves every public function: the correlation of a stack of images
+``img[B, H, W]`` with a bank of kernels ``w[K, kh, kw]`` into ``out[B, K, Ho, Wo]``::
+
+    out[b, k, i, j] = sum_{a, c} w[k, a, c] * X[b, rowidx[i + a], colidx[j + c]]
+
+where ``rowidx``/``colidx`` map the extended (virtual, padded) coordinates to image rows
+and columns for the boundary mode (-1: outside, the value is ``cval``). The public layer
+builds the two index tables, so the kernels never see a mode name. Convolution is
+correlation with the flipped kernel; SciPy's output modes and ndimage's origin are
+offsets into the tables.
+
+Interior columns ``jlo <= j < jhi`` read the image row directly (branch-free loops over
+contiguous x that GCC vectorises); only the ``kw - 1`` border columns on each side go
+through the column table. Rows are resolved once per (output row, kernel row) through
+the row table, so border rows cost no more than interior ones and nothing is padded.
+
+Fast paths: kernel widths 3, 5 and 7 have their taps unrolled (one store per kernel row
+instead of one per tap), and 3x3 / 5x5 kernels with a single kernel compute two output
+rows per pass (register blocking: each loaded input vector serves both rows).
+
+Parallelism: ``prange`` over (image, row-pair) work items with a static schedule, so
+each thread owns contiguous strips of rows.
+"""
+
+cimport cython
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+ctypedef fused real:
+    float
+    double
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline void _border_cols(const real* rp, const real* wrow, Py_ssize_t kw,
+                              const Py_ssize_t* colidx, Py_ssize_t j0, Py_ssize_t j1,
+                              real cval, real* o) noexcept nogil:
+    """Border columns j0 <= j < j1 of one kernel row, through the column table."""
+    cdef Py_ssize_t j, c, col
+    cdef real s
+    for j in range(j0, j1):
+        s = 0
+        for c in range(kw):
+            col = colidx[j + c]
+            if col >= 0:
+                s = s + wrow[c] * rp[col]
+            else:
+                s = s + wrow[c] * cval
+        o[j] = o[j] + s
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline void _interior(const real* rp, const real* wrow, Py_ssize_t kw,
+                           Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
+                           real* o) noexcept nogil:
+    """o[j] += sum_c wrow[c] * rp[j - ox + c] for the interior columns (no branches)."""
+    cdef Py_ssize_t j, c
+    cdef const real* p = rp - ox
+    cdef real w0, w1, w2, w3, w4, w5, w6
+    if kw == 3:
+        w0 = wrow[0]; w1 = wrow[1]; w2 = wrow[2]
+        for j in range(jlo, jhi):
+            o[j] = o[j] + (w0 * p[j] + w1 * p[j + 1] + w2 * p[j + 2])
+    elif kw == 5:
+        w0 = wrow[0]; w1 = wrow[1]; w2 = wrow[2]; w3 = wrow[3]; w4 = wrow[4]
+        for j in range(jlo, jhi):
+            o[j] = o[j] + (w0 * p[j] + w1 * p[j + 1] + w2 * p[j + 2] + w3 * p[j + 3]
+                           + w4 * p[j + 4])
+    elif kw == 7:
+        w0 = wrow[0]; w1 = wrow[1]; w2 = wrow[2]; w3 = wrow[3]; w4 = wrow[4]
+        w5 = wrow[5]; w6 = wrow[6]
+        for j in range(jlo, jhi):
+            o[j] = o[j] + (w0 * p[j] + w1 * p[j + 1] + w2 * p[j + 2] + w3 * p[j + 3]
+                           + w4 * p[j + 4] + w5 * p[j + 5] + w6 * p[j + 6])
+    else:
+        for c in range(kw):
+            w0 = wrow[c]
+            for j in range(jlo, jhi):
+                o[j] = o[j] + w0 * p[j + c]
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline void _interior2(const real* rp, const real* wtop, const real* wbot,
+                            Py_ssize_t kw, Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
+                            real* o0, real* o1) noexcept nogil:
+    """Register blocking: one input row feeds two output rows, with kernel rows
+    ``wtop`` (for o0) and ``wbot`` (for o1); a NULL weight row skips that output."""
+    cdef Py_ssize_t j
+    cdef const real* p = rp - ox
+    cdef real a0, a1, a2, a3, a4, b0, b1, b2, b3, b4, x0, x1, x2, x3, x4
+    if wtop == NULL:
+        _interior(rp, wbot, kw, ox, jlo, jhi, o1)
+        return
+    if wbot == NULL:
+        _interior(rp, wtop, kw, ox, jlo, jhi, o0)
+        return
+    if kw == 3:
+        a0 = wtop[0]; a1 = wtop[1]; a2 = wtop[2]
+        b0 = wbot[0]; b1 = wbot[1]; b2 = wbot[2]
+        for j in range(jlo, jhi):
+            x0 = p[j]; x1 = p[j + 1]; x2 = p[j + 2]
+            o0[j] = o0[j] + (a0 * x0 + a1 * x1 + a2 * x2)
+            o1[j] = o1[j] + (b0 * x0 + b1 * x1 + b2 * x2)
+    elif kw == 5:
+        a0 = wtop[0]; a1 = wtop[1]; a2 = wtop[2]; a3 = wtop[3]; a4 = wtop[4]
+        b0 = wbot[0]; b1 = wbot[1]; b2 = wbot[2]; b3 = wbot[3]; b4 = wbot[4]
+        for j in range(jlo, jhi):
+            x0 = p[j]; x1 = p[j + 1]; x2 = p[j + 2]; x3 = p[j + 3]; x4 = p[j + 4]
+            o0[j] = o0[j] + (a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4)
+            o1[j] = o1[j] + (b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4)
+    else:
+        _interior(rp, wtop, kw, ox, jlo, jhi, o0)
+        _interior(rp, wbot, kw, ox, jlo, jhi, o1)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _one_row(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh,
+                   Py_ssize_t kw, const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
+                   Py_ssize_t i, Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
+                   Py_ssize_t Wo, real cval, const real* cvalrow, real* o) noexcept nogil:
+    cdef Py_ssize_t a, r
+    cdef const real* rp
+    memset(o, 0, Wo * sizeof(real))
+    for a in range(kh):
+        r = rowidx[i + a]
+        rp = cvalrow if r < 0 else img + r * W
+        _interior(rp, w + a * kw, kw, ox, jlo, jhi, o)
+        _border_cols(rp, w + a * kw, kw, colidx, 0, jlo, cval, o)
+        _border_cols(rp, w + a * kw, kw, colidx, jhi, Wo, cval, o)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _two_rows(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh,
+                    Py_ssize_t kw, const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
+                    Py_ssize_t i, Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
+                    Py_ssize_t Wo, real cval, const real* cvalrow, real* o0,
+                    real* o1) noexcept nogil:
+    """Output rows i and i + 1 together: input row i + a feeds kernel row a of row i and
+    kernel row a - 1 of row i + 1."""
+    cdef Py_ssize_t a, r
+    cdef const real* rp
+    cdef const real* wt
+    cdef const real* wb
+    memset(o0, 0, Wo * sizeof(real))
+    memset(o1, 0, Wo * sizeof(real))
+    for a in range(kh + 1):
+        r = rowidx[i + a]
+        rp = cvalrow if r < 0 else img + r * W
+        wt = w + a * kw if a < kh else NULL
+        wb = w + (a - 1) * kw if a >= 1 else NULL
+        _interior2(rp, wt, wb, kw, ox, jlo, jhi, o0, o1)
+        if wt != NULL:
+            _border_cols(rp, wt, kw, colidx, 0, jlo, cval, o0)
+            _border_cols(rp, wt, kw, colidx, jhi, Wo, cval, o0)
+        if wb != NULL:
+            _border_cols(rp, wb, kw, colidx, 0, jlo, cval, o1)
+            _border_cols(rp, wb, kw, colidx, jhi, Wo, cval, o1)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
+                const Py_ssize_t[::1] rowidx, const Py_ssize_t[::1] colidx,
+                Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, double cval,
+                real[:, :, :, ::1] out, int n_threads):
+    """Correlate ``img[B, H, W]`` with ``w[K, kh, kw]`` into ``out[B, K, Ho, Wo]``.
+
+    ``rowidx`` (length Ho + kh - 1) and ``colidx`` (length Wo + kw - 1) map extended
+    coordinates to image rows/columns (-1: ``cval``); columns ``jlo <= j < jhi`` are
+    interior (``colidx[j + c] == j - ox + c`` for every tap). Arguments are validated by
+    fastla.conv; nothing is checked here.
+    """
+    cdef Py_ssize_t B = img.shape[0], H = img.shape[1], W = img.shape[2]
+    cdef Py_ssize_t K = w.shape[0], kh = w.shape[1], kw = w.shape[2]
+    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t npair = (Ho + 1) // 2, t, b, i, k
+    cdef bint blocked = (kw == 3 or kw == 5) and Ho > 1
+    cdef real cv = <real>cval
+    cdef real[::1] cvalrow
+    if B == 0 or K == 0 or Ho == 0 or Wo == 0:
+        return
+    import numpy as np
+    cvalrow = np.full(max(W, 1), cval, dtype=np.float32 if real is float else np.float64)
+    cdef const real* ip = &img[0, 0, 0]
+    cdef const real* wp = &w[0, 0, 0]
+    cdef const Py_ssize_t* rp = &rowidx[0]
+    cdef const Py_ssize_t* cp = &colidx[0]
+    cdef real* op = &out[0, 0, 0, 0]
+    cdef const real* cvp = &cvalrow[0]
+    cdef Py_ssize_t HW = H * W, HoWo = Ho * Wo, khkw = kh * kw
+    with nogil:
+        if blocked:
+            for t in prange(B * npair, num_threads=n_threads, schedule="static"):
+                b = t // npair
+                i = 2 * (t % npair)
+                for k in range(K):
+                    if i + 1 < Ho:
+                        _two_rows(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
+                                  jlo, jhi, Wo, cv, cvp,
+                                  op + (b * K + k) * HoWo + i * Wo,
+                                  op + (b * K + k) * HoWo + (i + 1) * Wo)
+                    else:
+                        _one_row(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
+                                 jlo, jhi, Wo, cv, cvp, op + (b * K + k) * HoWo + i * Wo)
+        else:
+            for t in prange(B * Ho, num_threads=n_threads, schedule="static"):
+                b = t // Ho
+                i = t % Ho
+                for k in range(K):
+                    _one_row(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
+                             jlo, jhi, Wo, cv, cvp, op + (b * K + k) * HoWo + i * Wo)

@@ -1,0 +1,633 @@
+"""2-D convolution and correlation with SciPy semantics.
+
+Two families of public functions share one compiled primitive:
+
+* :func:`convolve2d` / :func:`correlate2d`: ``scipy.signal`` semantics (``full``,
+  ``same`` and ``valid`` output modes; ``fill``, ``wrap`` and ``symm`` boundaries).
+* :func:`convolve` / :func:`correlate`: ``scipy.ndimage`` semantics over the last two
+  axes (``reflect``, ``mirror``, ``nearest``, ``wrap``, ``constant``; ``origin``), so
+  that a stack ``(..., H, W)`` is filtered in one call, and a kernel bank
+  ``(K, kh, kw)`` gives K outputs from one read of each image.
+
+Every case reduces to one correlation of an image stack with a kernel bank through two
+index tables that map the virtual (extended) rows and columns to image rows and columns
+for the boundary mode. The kernels never see a mode name; nothing is padded.
+"""
+
+import numbers
+
+import numpy as np
+
+from . import _backend, _threads, _validation
+
+__all__ = ["convolve2d", "correlate2d", "convolve", "correlate"]
+
+_OP = "correlate2d"
+_SIGNAL_MODES = ("full", "same", "valid")
+_SIGNAL_BOUNDARIES = {"fill": "constant", "pad": "constant", "wrap": "wrap",
+                      "circular": "wrap", "symm": "reflect", "symmetric": "reflect"}
+_NDIMAGE_MODES = {"reflect": "reflect", "grid-mirror": "reflect", "mirror": "mirror",
+                  "nearest": "nearest", "wrap": "wrap", "grid-wrap": "wrap",
+                  "constant": "constant", "grid-constant": "constant"}
+_METHODS = ("auto", "direct", "separable", "fft")
+
+# "auto" crossovers (kernel taps). Provisional: to be refitted against fastla's own
+# kernels on a quiet machine (python -m fastla bench); SciPy's model is not used.
+_AUTO_SEPARABLE_MIN_TAPS = 25      # rank-1 kernels of 5x5 and larger run as two 1-D passes
+_AUTO_FFT_MIN_TAPS = 17 * 17       # non-separable kernels this large go to the FFT
+_AUTO_FFT_MIN_PIXELS = 128 * 128
+
+_SUPPORTED_KINDS = "biufc"
+
+
+# ---------------------------------------------------------------------------------------
+# index tables
+
+
+def _ext_index(n, start, length, mode):
+    """Image index of virtual coordinates ``start .. start + length - 1`` (-1: outside,
+    for ``constant``) on an axis of length ``n``."""
+    x = np.arange(start, start + length, dtype=np.intp)
+    if mode == "constant":
+        return np.where((x >= 0) & (x < n), x, -1).astype(np.intp)
+    if mode == "nearest":
+        return np.clip(x, 0, n - 1).astype(np.intp)
+    if mode == "wrap":
+        return np.mod(x, n).astype(np.intp)
+    if mode == "reflect":  # half-sample symmetric: d c b a | a b c d | d c b a
+        m = np.mod(x, 2 * n)
+        return np.where(m >= n, 2 * n - 1 - m, m).astype(np.intp)
+    if mode == "mirror":  # whole-sample symmetric: d c b | a b c d | c b a
+        if n == 1:
+            return np.zeros_like(x)
+        p = 2 * n - 2
+        m = np.mod(x, p)
+        return np.where(m >= n, p - m, m).astype(np.intp)
+    raise AssertionError(mode)
+
+
+# ---------------------------------------------------------------------------------------
+# dtype helpers
+
+
+def _real_dtype(dt):
+    dt = np.dtype(dt)
+    return np.dtype(dt.char.lower()) if dt.kind == "c" else dt
+
+
+def _check_numeric(a, name):
+    if a.dtype.kind not in _SUPPORTED_KINDS:
+        raise TypeError(f"{name} has dtype {a.dtype}, which is not numeric")
+
+
+def _acc_dtype(in_dtypes, out_dtype):
+    """float32 when the inputs' real type is float32 and the output is no wider; else
+    float64 (always for integer inputs: wide accumulation)."""
+    real = np.result_type(*[_real_dtype(d) for d in in_dtypes])
+    out_real = _real_dtype(out_dtype)
+    if real == np.float32 and out_real != np.float64:
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _check_dtype_arg(dtype):
+    dt = np.dtype(dtype)
+    if dt.kind not in "iufc":
+        raise TypeError(f"dtype={dt} is not supported; use an integer, float or complex type")
+    return dt
+
+
+def _cast_out(res, out_dtype):
+    """Cast the accumulated result to ``out_dtype``: integers are rounded to nearest
+    and saturated at the type's range, never wrapped."""
+    out_dtype = np.dtype(out_dtype)
+    if out_dtype.kind in "iu":
+        info = np.iinfo(out_dtype)
+        r = np.rint(res.real if res.dtype.kind == "c" else res)
+        np.clip(r, info.min, info.max, out=r)
+        return r.astype(out_dtype)
+    if out_dtype.kind == "f" and res.dtype.kind == "c":
+        res = res.real
+    return res.astype(out_dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------
+# the engine
+
+
+def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads):
+    """Real correlation: img (B, H, W), w (K, kh, kw), both of the accumulation dtype.
+    Returns (B, K, Ho, Wo)."""
+    B, H, W = img.shape
+    K, kh, kw = w.shape
+    out = np.empty((B, K, Ho, Wo), dtype=img.dtype)
+    if out.size == 0:
+        return out
+    if method == "fft":
+        return _fft_core(img, w, oy, ox, Ho, Wo, mode, cval)
+    if method == "separable":
+        parts = [_separable_factors(w[k]) for k in range(K)]
+        for k, factors in enumerate(parts):
+            acc = None
+            for col, row in factors:
+                t = _direct(b, img, row.reshape(1, 1, kw).astype(img.dtype), 0, ox, H, Wo,
+                            mode, cval, n_threads, rows=np.arange(H, dtype=np.intp))
+                cv = cval * float(np.sum(row))
+                r = _direct(b, t.reshape(B, H, Wo), col.reshape(1, kh, 1).astype(img.dtype),
+                            oy, 0, Ho, Wo, mode, cv, n_threads,
+                            cols=np.arange(Wo, dtype=np.intp))
+                acc = r if acc is None else acc + r
+            out[:, k] = acc[:, 0]
+        return out
+    return _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, out=out)
+
+
+def _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, *, rows=None, cols=None,
+            out=None):
+    B, H, W = img.shape
+    K, kh, kw = w.shape
+    if out is None:
+        out = np.empty((B, K, Ho, Wo), dtype=img.dtype)
+    rowidx = rows if rows is not None else _ext_index(H, -oy, Ho + kh - 1, mode)
+    if cols is not None:
+        colidx, ox, jlo, jhi = cols, 0, 0, Wo
+    else:
+        colidx = _ext_index(W, -ox, Wo + kw - 1, mode)
+        jlo = max(0, ox)
+        jhi = min(Wo, W - kw + 1 + ox)
+        if jhi <= jlo:
+            jlo = jhi = 0
+    b.kernel(img, w, rowidx, colidx, int(ox), int(jlo), int(jhi), float(cval), out,
+             n_threads)
+    return out
+
+
+def _separable_factors(k2):
+    """Rank-r factors [(col, row)] with k2 ~= sum col[:, None] * row[None, :]."""
+    u, s, vt = np.linalg.svd(k2.astype(np.float64))
+    tol = s[0] * max(k2.shape) * np.finfo(k2.dtype).eps * 4 if s.size else 0.0
+    r = int(np.sum(s > tol)) if s.size and s[0] > 0 else 1
+    return [(u[:, i] * np.sqrt(s[i]), vt[i] * np.sqrt(s[i])) for i in range(max(r, 1))]
+
+
+def _rank(k2):
+    return len(_separable_factors(k2))
+
+
+def _fft_core(img, w, oy, ox, Ho, Wo, mode, cval):
+    """Correlation through scipy.fft on the extended image (whole-image, not tiled)."""
+    from scipy.signal import fftconvolve
+
+    B, H, W = img.shape
+    K, kh, kw = w.shape
+    rowidx = _ext_index(H, -oy, Ho + kh - 1, mode)
+    colidx = _ext_index(W, -ox, Wo + kw - 1, mode)
+    ext = img[:, np.maximum(rowidx, 0)][:, :, np.maximum(colidx, 0)]
+    if mode == "constant":
+        ext[:, rowidx < 0, :] = cval
+        ext[:, :, colidx < 0] = cval
+    res = fftconvolve(ext[:, None], w[None, :, ::-1, ::-1], mode="valid", axes=(-2, -1))
+    return np.ascontiguousarray(res, dtype=img.dtype)
+
+
+def _choose_method(method, w, img_shape, exact):
+    if method != "auto":
+        return method
+    K, kh, kw = w.shape
+    taps = kh * kw
+    if exact:  # integer output compares exactly: direct only
+        return "direct"
+    if taps >= _AUTO_SEPARABLE_MIN_TAPS and all(_rank(w[k]) == 1 for k in range(K)):
+        return "separable"
+    if taps >= _AUTO_FFT_MIN_TAPS and img_shape[-1] * img_shape[-2] >= _AUTO_FFT_MIN_PIXELS:
+        return "fft"
+    return "direct"
+
+
+def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_threads,
+            conj_weights=False):
+    """Correlate img (B, H, W) with w (K, kh, kw) of any numeric dtypes; returns
+    (B, K, Ho, Wo) of ``out_dtype``."""
+    acc = _acc_dtype((img.dtype, w.dtype), out_dtype)
+    b = _backend.resolve(_OP, backend, arrays=(img, w))
+    if conj_weights and w.dtype.kind == "c":
+        w = w.conj()
+    method = _choose_method(method, w, img.shape, np.dtype(out_dtype).kind in "iu")
+    if method == "fft" and b.name == "cuda":
+        method = "direct"
+    cval_c = complex(cval)
+
+    def run(x, ww, cv):
+        x = np.ascontiguousarray(x, dtype=acc)
+        ww = np.ascontiguousarray(ww, dtype=acc)
+        return _real_core(b, x, ww, oy, ox, Ho, Wo, mode, cv, method, n_threads)
+
+    if cval_c.imag != 0 and img.dtype.kind != "c":  # a complex fill makes the image complex
+        img = img.astype(np.result_type(img.dtype, np.complex64))
+    img_c = img.dtype.kind == "c"
+    w_c = w.dtype.kind == "c"
+    if not img_c and not w_c:
+        res = run(img, w, cval_c.real)
+    elif not img_c:  # real image, complex weights: one pass with the bank [re; im]
+        K = w.shape[0]
+        r = run(img, np.concatenate([w.real, w.imag]), cval_c.real)
+        res = r[:, :K] + 1j * r[:, K:]
+    elif not w_c:
+        res = run(img.real, w, cval_c.real) + 1j * run(img.imag, w, cval_c.imag)
+    else:
+        K = w.shape[0]
+        bank = np.concatenate([w.real, w.imag])
+        a = run(img.real, bank, cval_c.real)
+        c = run(img.imag, bank, cval_c.imag)
+        res = (a[:, :K] - c[:, K:]) + 1j * (a[:, K:] + c[:, :K])
+    return _cast_out(res, out_dtype)
+
+
+# ---------------------------------------------------------------------------------------
+# device (GPU) arrays: the cuda kernel reads and writes them in place, no host copies
+
+
+def _is_device(a):
+    """GPU arrays (``__cuda_array_interface__``; the simulator's FakeCUDAArray too)."""
+    return _backend.is_device_array(a) or type(a).__name__ == "FakeCUDAArray"
+
+
+def _device_run(x, w3, oy, ox, Ho, Wo, mode, cval, backend, out, oshape):
+    """Correlate the device stack ``x[..., H, W]`` with host weights ``w3[K, kh, kw]``;
+    returns a device array of shape ``oshape``."""
+    name = "cuda" if backend in (None, "auto") else backend
+    b = _backend.resolve(_OP, name)
+    if b.name != "cuda":
+        raise _backend.BackendError(f"device (GPU) arrays need backend='cuda', got {name!r}")
+    dt = np.dtype(x.dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"device arrays must be float32 or float64, got {dt}")
+    if isinstance(cval, complex):
+        raise TypeError("a complex fill value needs host arrays")
+    H, W = x.shape[-2:]
+    n = int(np.prod(x.shape[:-2], dtype=np.int64))
+    xi = x.reshape((n, H, W))
+    w3 = np.ascontiguousarray(w3, dtype=dt)
+    from numba import cuda
+
+    if out is None:
+        res = cuda.device_array((n, w3.shape[0], Ho, Wo), dtype=dt)
+    else:
+        if not _is_device(out) or tuple(out.shape) != tuple(oshape) or \
+                np.dtype(out.dtype) != dt:
+            raise ValueError(f"out must be a device array of shape {tuple(oshape)} and "
+                             f"dtype {dt} for device input")
+        res = out.reshape((n, w3.shape[0], Ho, Wo))
+    kh, kw = w3.shape[1:]
+    rowidx = _ext_index(H, -oy, Ho + kh - 1, mode)
+    colidx = _ext_index(W, -ox, Wo + kw - 1, mode)
+    res = b.kernel(xi, w3, rowidx, colidx, ox, 0, 0, float(cval), res, 1)
+    return res.reshape(tuple(oshape)) if out is None else out
+
+
+def _host_weights(w, name):
+    if _is_device(w):
+        w = w.copy_to_host()  # kernels are small
+    return _as_array(w, name)
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+
+
+def _as_array(x, name):
+    if x is None:
+        raise TypeError(f"{name} must be an array, got None")
+    if _backend.is_device_array(x):
+        raise TypeError(f"{name} is a device (GPU) array; this function takes host arrays")
+    a = np.asarray(x)
+    if a.dtype == bool:
+        a = a.astype(np.uint8)
+    if a.dtype == object:
+        try:
+            a = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} could not be converted to a numeric array") from None
+    _check_numeric(a, name)
+    return a
+
+
+def _check_common(method, n_threads):
+    _validation.check_choice(method, name="method", choices=_METHODS)
+    return _threads.effective_n_threads(n_threads)
+
+
+def _finish(res, out, name="out"):
+    if out is None:
+        return res
+    _validation.check_out(out, res.shape, res.dtype, name=name)
+    np.copyto(out, res)
+    return out
+
+
+def _check_finite_arrays(*arrays):
+    from ._config import get_config
+
+    if get_config()["check_finite"]:
+        for a, name in arrays:
+            _validation.assert_finite(a, name=name)
+
+
+# ---------------------------------------------------------------------------------------
+# scipy.signal semantics
+
+
+def _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads, dtype,
+            convolution):
+    if _is_device(in1):
+        return _signal_device(in1, in2, mode, boundary, fillvalue, out, backend,
+                              convolution)
+    in1 = _as_array(in1, "in1")
+    in2 = _as_array(in2, "in2")
+    if in1.ndim != 2 or in2.ndim != 2:
+        raise ValueError(f"in1 and in2 must both be 2-D arrays, got {in1.ndim}-D and "
+                         f"{in2.ndim}-D")
+    if in1.size == 0 or in2.size == 0:
+        raise ValueError(f"in1 and in2 must not be empty, got shapes {in1.shape} and "
+                         f"{in2.shape}")
+    _validation.check_choice(mode, name="mode", choices=_SIGNAL_MODES)
+    if boundary not in _SIGNAL_BOUNDARIES:
+        raise ValueError(f"boundary={boundary!r} is not one of "
+                         f"{', '.join(repr(c) for c in _SIGNAL_BOUNDARIES)}")
+    if not isinstance(fillvalue, numbers.Number) or isinstance(fillvalue, bool):
+        fv = np.asarray(fillvalue)
+        if fv.size != 1:
+            raise ValueError("fillvalue must be a scalar")
+        fillvalue = fv.item()
+    n_threads = _check_common(method, n_threads)
+    _check_finite_arrays((in1, "in1"), (in2, "in2"))
+    out_dtype = np.result_type(in1.dtype, in2.dtype) if dtype is None else \
+        _check_dtype_arg(dtype)
+    bmode = _SIGNAL_BOUNDARIES[boundary]
+    swapped = False
+    if mode == "valid":
+        ok1 = in1.shape[0] >= in2.shape[0] and in1.shape[1] >= in2.shape[1]
+        ok2 = in2.shape[0] >= in1.shape[0] and in2.shape[1] >= in1.shape[1]
+        if not (ok1 or ok2):
+            raise ValueError("For 'valid' mode, one must be at least as large as the other "
+                             f"in every dimension (got in1 {in1.shape}, in2 {in2.shape})")
+        if not ok1:  # SciPy swaps the inputs
+            in1, in2 = in2, in1
+            swapped = True
+    H, W = in1.shape
+    kh, kw = in2.shape
+    if convolution:
+        w = in2[::-1, ::-1]
+        offs = {"full": (kh - 1, kw - 1), "same": (kh // 2, kw // 2), "valid": (0, 0)}
+    else:
+        w = in2
+        offs = {"full": (kh - 1, kw - 1), "same": ((kh - 1) // 2, (kw - 1) // 2),
+                "valid": (0, 0)}
+    shapes = {"full": (H + kh - 1, W + kw - 1), "same": (H, W),
+              "valid": (H - kh + 1, W - kw + 1)}
+    oy, ox = offs[mode]
+    Ho, Wo = shapes[mode]
+    res = _engine(in1[None], w[None], oy, ox, Ho, Wo, bmode, fillvalue, out_dtype, method,
+                  backend, n_threads, conj_weights=not convolution)[0, 0]
+    if swapped and not convolution:
+        res = res[::-1, ::-1].copy()
+    return _finish(res, out)
+
+
+def _signal_device(in1, in2, mode, boundary, fillvalue, out, backend, convolution):
+    in2 = _host_weights(in2, "in2")
+    if len(in1.shape) != 2 or in2.ndim != 2:
+        raise ValueError("in1 and in2 must both be 2-D arrays")
+    _validation.check_choice(mode, name="mode", choices=_SIGNAL_MODES)
+    if boundary not in _SIGNAL_BOUNDARIES:
+        raise ValueError(f"boundary={boundary!r} is not one of "
+                         f"{', '.join(repr(c) for c in _SIGNAL_BOUNDARIES)}")
+    H, W = in1.shape
+    kh, kw = in2.shape
+    if H * W == 0 or in2.size == 0:
+        raise ValueError("in1 and in2 must not be empty")
+    if mode == "valid" and (kh > H or kw > W):
+        raise ValueError("For 'valid' mode on device arrays the kernel must not be larger "
+                         "than the image in any dimension")
+    if convolution:
+        w = in2[::-1, ::-1]
+        oy, ox = {"full": (kh - 1, kw - 1), "same": (kh // 2, kw // 2),
+                  "valid": (0, 0)}[mode]
+    else:
+        w = in2.conj() if in2.dtype.kind == "c" else in2
+        oy, ox = {"full": (kh - 1, kw - 1), "same": ((kh - 1) // 2, (kw - 1) // 2),
+                  "valid": (0, 0)}[mode]
+    if w.dtype.kind == "c":
+        raise TypeError("complex kernels need host arrays")
+    Ho, Wo = {"full": (H + kh - 1, W + kw - 1), "same": (H, W),
+              "valid": (H - kh + 1, W - kw + 1)}[mode]
+    return _device_run(in1, w[None], oy, ox, Ho, Wo, _SIGNAL_BOUNDARIES[boundary],
+                       fillvalue, backend, out, (Ho, Wo))
+
+
+_SIGNAL_DOC = """{what} two 2-D arrays, with ``scipy.signal.{name}`` semantics.
+
+    Parameters
+    ----------
+    in1 : array_like, 2-D
+        The image.
+    in2 : array_like, 2-D
+        The kernel.{conj}
+    mode : {{"full", "same", "valid"}}
+        Output size, as in SciPy. In ``"valid"`` mode one input must be at least as
+        large as the other in every dimension (SciPy swaps them when ``in2`` is larger).
+    boundary : {{"fill", "wrap", "symm"}}
+        Boundary handling (aliases ``"pad"``, ``"circular"``, ``"symmetric"``).
+    fillvalue : scalar
+        Value outside the image for ``boundary="fill"``.
+    out : numpy.ndarray, optional
+        C-contiguous array of the output shape and dtype to write into.
+    method : {{"auto", "direct", "separable", "fft"}}
+        ``"direct"``: shape-specialised direct kernels; ``"separable"``: SVD rank
+        decomposition into 1-D passes; ``"fft"``: scipy.fft on the extended image;
+        ``"auto"``: chooses by kernel size and rank (integer outputs always direct).
+    backend : {{"cython", "numba", "cuda", "python", "auto"}}, optional
+    n_threads : int, optional
+    dtype : dtype, optional
+        Output dtype. Default: ``numpy.result_type(in1, in2)``, SciPy's result type.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Notes
+    -----
+    Differences from SciPy: sums are accumulated in float64 for integer inputs and
+    written back rounded to nearest and saturated to the output type (SciPy accumulates
+    in the integer type and wraps around). Floating-point sums may differ from SciPy's
+    in the last bits (different summation order). Empty inputs raise ValueError.
+    """
+
+
+def convolve2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None,
+               method="auto", backend=None, n_threads=None, dtype=None):
+    return _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads,
+                   dtype, True)
+
+
+def correlate2d(in1, in2, mode="full", boundary="fill", fillvalue=0, *, out=None,
+                method="auto", backend=None, n_threads=None, dtype=None):
+    return _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads,
+                   dtype, False)
+
+
+convolve2d.__doc__ = _SIGNAL_DOC.format(what="Convolve", name="convolve2d", conj="")
+correlate2d.__doc__ = _SIGNAL_DOC.format(
+    what="Cross-correlate", name="correlate2d",
+    conj=" Complex kernels are conjugated, as in SciPy.")
+
+
+# ---------------------------------------------------------------------------------------
+# scipy.ndimage semantics
+
+
+def _pair(v, name):
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        return int(v), int(v)
+    try:
+        t = tuple(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}") from None
+    if len(t) != 2 or not all(isinstance(x, numbers.Integral) and not isinstance(x, bool)
+                              for x in t):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return int(t[0]), int(t[1])
+
+
+def _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads, dtype,
+             convolution):
+    on_device = _is_device(image)
+    if on_device:
+        weights = _host_weights(weights, "weights")
+        image_dev, image = image, np.empty((0,) * len(image.shape), np.dtype(image.dtype))
+    else:
+        image = _as_array(image, "image")
+        weights = _as_array(weights, "weights")
+    if image.ndim < 2:
+        raise ValueError(f"image must have at least 2 dimensions (..., H, W), got "
+                         f"{image.ndim}-D")
+    if weights.ndim not in (2, 3):
+        raise ValueError(f"weights must be 2-D (kh, kw) or a 3-D bank (K, kh, kw), got "
+                         f"{weights.ndim}-D")
+    if weights.size == 0:
+        raise ValueError(f"weights must not be empty, got shape {weights.shape}")
+    if mode not in _NDIMAGE_MODES:
+        raise ValueError(f"mode={mode!r} is not one of "
+                         f"{', '.join(repr(c) for c in _NDIMAGE_MODES)}")
+    if isinstance(cval, bool) or not isinstance(cval, numbers.Number):
+        raise TypeError(f"cval must be a number, got {cval!r}")
+    oy0, ox0 = _pair(origin, "origin")
+    n_threads = _check_common(method, n_threads)
+    _check_finite_arrays((image, "image"), (weights, "weights"))
+    bank = weights.ndim == 3
+    w = weights if bank else weights[None]
+    K, kh, kw = w.shape
+    origins = [oy0, ox0]
+    if convolution:
+        w = w[:, ::-1, ::-1]
+        for d, n in enumerate((kh, kw)):
+            origins[d] = -origins[d] - (0 if n & 1 else 1)
+    for o, n in zip(origins, (kh, kw)):
+        if o < -(n // 2) or o > (n - 1) // 2:
+            raise ValueError(f"invalid origin {origin!r}: each origin must satisfy "
+                             f"-(weights.shape[k] // 2) <= origin[k] <= "
+                             f"(weights.shape[k] - 1) // 2 for weights {weights.shape}")
+    if dtype is not None:
+        out_dtype = _check_dtype_arg(dtype)
+    elif weights.dtype.kind == "c" or image.dtype.kind == "c":
+        single = image.dtype in (np.float32, np.complex64)
+        out_dtype = np.dtype(np.complex64 if single else np.complex128)
+    else:
+        out_dtype = image.dtype
+    if on_device:
+        lead, (H, W) = tuple(image_dev.shape[:-2]), tuple(image_dev.shape[-2:])
+        if weights.dtype.kind == "c":
+            raise TypeError("complex weights need host arrays")
+        oy, ox = kh // 2 + origins[0], kw // 2 + origins[1]
+        oshape = lead + ((K,) if bank else ()) + (H, W)
+        return _device_run(image_dev, w, oy, ox, H, W, _NDIMAGE_MODES[mode], cval,
+                           backend, out, oshape)
+    lead = image.shape[:-2]
+    H, W = image.shape[-2:]
+    oshape = lead + ((K,) if bank else ()) + (H, W)
+    if image.size == 0:
+        return _finish(np.empty(oshape, dtype=out_dtype), out)
+    img = image.reshape((-1, H, W))
+    # ndimage: out[i] = sum_a w[a] * in[i + a - (kh // 2 + origin)]
+    oy, ox = kh // 2 + origins[0], kw // 2 + origins[1]
+    res = _engine(img, w, oy, ox, H, W, _NDIMAGE_MODES[mode], cval, out_dtype, method,
+                  backend, n_threads, conj_weights=not convolution)
+    return _finish(res.reshape(oshape), out)
+
+
+_NDIMAGE_DOC = """{what} the last two axes of ``image`` with ``weights``, with
+    ``scipy.ndimage.{name}`` semantics.
+
+    Parameters
+    ----------
+    image : array_like, shape (..., H, W)
+        An image or a stack of images; each 2-D slice is filtered.
+    weights : array_like, shape (kh, kw) or (K, kh, kw)
+        The kernel, or a bank of K kernels: the output then has shape (..., K, H, W),
+        all K filters computed from one read of each image.{conj}
+    mode : {{"reflect", "mirror", "nearest", "wrap", "constant"}}
+        Boundary extension, as in ``scipy.ndimage`` (``"grid-mirror"``,
+        ``"grid-wrap"``, ``"grid-constant"`` are accepted as aliases).
+    cval : scalar
+        Value outside the image for ``mode="constant"``.
+    origin : int or (int, int)
+        Shift of the kernel centre, as in SciPy.
+    out : numpy.ndarray, optional
+        C-contiguous array of the output shape and dtype to write into.
+    method : {{"auto", "direct", "separable", "fft"}}
+    backend : {{"cython", "numba", "cuda", "python", "auto"}}, optional
+    n_threads : int, optional
+    dtype : dtype, optional
+        Output dtype; default: the image's dtype (complex when the weights are).
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., H, W) or (..., K, H, W)
+
+    Notes
+    -----
+    float32 images are filtered in float32 (SciPy accumulates in float64). Integer
+    outputs are rounded to nearest and saturated (SciPy truncates and wraps around).
+    """
+
+
+def convolve(image, weights, mode="reflect", cval=0.0, origin=0, *, out=None,
+             method="auto", backend=None, n_threads=None, dtype=None):
+    return _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads,
+                    dtype, True)
+
+
+def correlate(image, weights, mode="reflect", cval=0.0, origin=0, *, out=None,
+              method="auto", backend=None, n_threads=None, dtype=None):
+    return _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads,
+                    dtype, False)
+
+
+convolve.__doc__ = _NDIMAGE_DOC.format(what="Convolve", name="convolve", conj="")
+correlate.__doc__ = _NDIMAGE_DOC.format(
+    what="Cross-correlate", name="correlate",
+    conj=" Complex weights are conjugated, as in SciPy.")
+
+
+def _warmup(backend):
+    x = np.ones((6, 7), dtype=np.float64)
+    for dt in (np.float32, np.float64):
+        correlate2d(x.astype(dt), np.ones((3, 3), dt), mode="same", backend=backend)
+
+
+# One kernel entry (correlate2d in each kernel module) serves all four public functions;
+# each public name is registered so that available_backends(name) lists its backends.
+for _name in ("correlate2d", "convolve2d", "correlate", "convolve"):
+    _backend.register_op(_name, "conv", backends=("cython", "numba", "cuda", "python"),
+                         kernel="correlate2d", warmup=_warmup)
+del _name

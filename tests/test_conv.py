@@ -1,0 +1,298 @@
+"""fastla.conv against scipy.signal / scipy.ndimage, on every backend.
+
+Images are small with odd sizes (the python backend is the plain loop, and CUDA tests
+run under the simulator). Float tolerances scale with the kernel size, the magnitudes
+and the dtype's epsilon; integer outputs compare exactly with SciPy's float64 result
+rounded and saturated.
+"""
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import scipy.signal as sig
+
+import fastla
+from fastla import _backend, conv
+
+SIGNAL_MODES = ("full", "same", "valid")
+BOUNDARIES = ("fill", "wrap", "symm")
+ND_MODES = ("reflect", "mirror", "nearest", "wrap", "constant")
+# (image shape, kernel shape): odd, even, mixed, kernel larger than the image, 1-wide
+SHAPES = [((7, 9), (3, 3)), ((9, 8), (2, 4)), ((5, 6), (4, 3)), ((3, 4), (5, 6)),
+          ((6, 11), (5, 5)), ((1, 5), (1, 3))]
+
+
+def tol(dtype, k, x=1.0, kmax=1.0):
+    eps = np.finfo(np.dtype(dtype).char.lower() if np.dtype(dtype).kind == "c"
+                   else dtype).eps
+    return 8 * eps * np.size(k) * x * kmax + 1e-300
+
+
+def assert_close(got, ref, dtype, k, xmax=4.0):
+    """|got - ref| <= 8 eps * taps * max|x| * max|k| (the rounding bound of a sum)."""
+    assert got.shape == ref.shape
+    scale = max(1.0, float(np.max(np.abs(k))))
+    np.testing.assert_allclose(got, ref, rtol=0, atol=tol(dtype, k, xmax, scale))
+
+
+def combos(backend, seq, salt=0, step=3):
+    """All of ``seq`` on host backends. The CUDA simulator runs one Python thread per
+    GPU thread, so cuda tests take a rotating 1/step of the combinations (the kernel does
+    not depend on the mode: modes live in the index tables, tested on every backend);
+    ``salt`` rotates which share, so that together the parametrised cases cover all."""
+    seq = list(seq)
+    if backend != "cuda":
+        return seq
+    return [c for n, c in enumerate(seq) if (n + salt) % step == 0]
+
+
+@pytest.fixture
+def conv_backend(backend):
+    """The conftest ``backend`` fixture, skipped where conv has no such kernel here."""
+    ok, why = _backend.backend_status("correlate2d")[backend]
+    if not ok:
+        pytest.skip(f"{backend} unavailable for conv: {why}")
+    return backend
+
+
+# ----------------------------------------------------------------------------------
+# scipy.signal semantics
+
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_signal_matches_scipy(conv_backend, dtype, shapes, rng):
+    (H, W), (kh, kw) = shapes
+    x = rng.standard_normal((H, W)).astype(dtype)
+    k = rng.standard_normal((kh, kw)).astype(dtype)
+    salt = SHAPES.index(shapes) + (dtype == np.float64)
+    grid = [(m, bd) for m in SIGNAL_MODES for bd in BOUNDARIES]
+    for mode, boundary in combos(conv_backend, grid, salt):
+        if True:
+            for ours, theirs in ((fastla.convolve2d, sig.convolve2d),
+                                 (fastla.correlate2d, sig.correlate2d)):
+                try:
+                    ref = theirs(x, k, mode, boundary, fillvalue=0.5)
+                except ValueError:
+                    with pytest.raises(ValueError, match="valid"):
+                        ours(x, k, mode, boundary, 0.5, backend=conv_backend)
+                    continue
+                got = ours(x, k, mode, boundary, 0.5, backend=conv_backend)
+                assert got.dtype == ref.dtype, (mode, boundary)
+                assert_close(got, ref, dtype, k)
+
+
+def test_signal_noncontiguous_and_methods(conv_backend, rng):
+    x = rng.standard_normal((15, 22))[::2, 1::2]  # strided view, 8x11
+    k = np.outer(rng.standard_normal(5), rng.standard_normal(5)).T  # F-ordered, rank 1
+    for method in combos(conv_backend, ("direct", "separable", "fft", "auto")):
+        got = fastla.convolve2d(x, k, "same", "symm", method=method, backend=conv_backend)
+        assert_close(got, sig.convolve2d(x, k, "same", "symm"), np.float64, k)
+    k2 = rng.standard_normal((4, 3))  # rank 3: separable runs 3 rank-1 passes
+    got = fastla.correlate2d(x, k2, "full", "wrap", method="separable", backend=conv_backend)
+    assert_close(got, sig.correlate2d(x, k2, "full", "wrap"), np.float64, k2)
+
+
+def test_signal_complex(conv_backend, rng):
+    x = rng.standard_normal((6, 7)) + 1j * rng.standard_normal((6, 7))
+    k = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    kr = rng.standard_normal((3, 2))
+    for a, b in ((x, k), (x, kr), (x.real.copy(), k), (x.astype(np.complex64),
+                                                      k.astype(np.complex64))):
+        for ours, theirs in ((fastla.convolve2d, sig.convolve2d),
+                             (fastla.correlate2d, sig.correlate2d)):
+            ref = theirs(a, b, "same", "fill", fillvalue=1 - 2j)
+            got = ours(a, b, "same", "fill", fillvalue=1 - 2j, backend=conv_backend)
+            assert got.dtype == ref.dtype
+            assert_close(got, ref, ref.dtype, b)
+
+
+def test_signal_integers_saturate(conv_backend, rng):
+    x = rng.integers(0, 256, (7, 9)).astype(np.uint8)
+    k = np.ones((3, 3), np.uint8)
+    ref = sig.convolve2d(x.astype(np.float64), k.astype(np.float64), "same", "symm")
+    want = np.clip(np.rint(ref), 0, 255).astype(np.uint8)
+    got = fastla.convolve2d(x, k, "same", "symm", backend=conv_backend)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+    assert got.max() == 255  # SciPy would wrap around here
+    xi = rng.integers(-3000, 3000, (7, 9)).astype(np.int16)
+    ki = rng.integers(-9, 9, (2, 4)).astype(np.int16)
+    ref = sig.correlate2d(xi.astype(np.float64), ki.astype(np.float64), "full", "wrap")
+    got = fastla.correlate2d(xi, ki, "full", "wrap", backend=conv_backend)
+    np.testing.assert_array_equal(got, np.clip(ref, -32768, 32767).astype(np.int16))
+    # float kernel on uint8 image: SciPy's result type (float64) unless dtype= asks
+    kf = rng.standard_normal((3, 3))
+    ref = sig.convolve2d(x.astype(np.float64), kf, "valid")
+    assert_close(fastla.convolve2d(x, kf, "valid", backend=conv_backend), ref,
+                 np.float64, kf, 255)
+    got8 = fastla.convolve2d(x, kf, "valid", backend=conv_backend, dtype=np.uint8)
+    np.testing.assert_array_equal(got8, np.clip(np.rint(ref), 0, 255).astype(np.uint8))
+
+
+# ----------------------------------------------------------------------------------
+# scipy.ndimage semantics
+
+
+@pytest.mark.parametrize("kshape", [(3, 3), (2, 4), (5, 2)], ids=str)
+def test_ndimage_matches_scipy(conv_backend, dtype, kshape, rng):
+    x = rng.standard_normal((7, 9)).astype(dtype)
+    k = rng.standard_normal(kshape).astype(dtype)
+    kh, kw = kshape
+    origins = [(oy, ox) for oy in (-(kh // 2), 0, (kh - 1) // 2)
+               for ox in (-(kw // 2), (kw - 1) // 2)]
+    salt = 2 * [(3, 3), (2, 4), (5, 2)].index(kshape) + (dtype == np.float64)
+    for mode, origin in combos(conv_backend, [(m, o) for m in ND_MODES for o in origins],
+                               salt, step=5):
+        if True:
+            for ours, theirs in ((fastla.convolve, ndi.convolve),
+                                 (fastla.correlate, ndi.correlate)):
+                ref = theirs(x, k, mode=mode, cval=0.25, origin=origin)
+                got = ours(x, k, mode=mode, cval=0.25, origin=origin, backend=conv_backend)
+                assert got.dtype == x.dtype
+                assert_close(got, ref, dtype, k)
+
+
+def test_ndimage_stack_bank_views(conv_backend, rng):
+    x = rng.standard_normal((2, 3, 9, 14))[:, :, ::-1, ::2]  # stack of reversed views
+    bank = rng.standard_normal((3, 3, 4))
+    got = fastla.correlate(x, bank, mode="mirror", backend=conv_backend)
+    assert got.shape == (2, 3, 3, 9, 7)
+    for idx in np.ndindex(2, 3):
+        for k in range(3):
+            assert_close(got[idx + (k,)], ndi.correlate(x[idx], bank[k], mode="mirror"),
+                         np.float64, bank[k])
+    got = fastla.convolve(x, bank[1], mode="wrap", origin=(1, -1), backend=conv_backend)
+    for idx in np.ndindex(2, 3):
+        assert_close(got[idx], ndi.convolve(x[idx], bank[1], mode="wrap", origin=(1, -1)),
+                     np.float64, bank[1])
+
+
+def test_ndimage_integer_and_complex(conv_backend, rng):
+    x = rng.integers(0, 256, (2, 7, 9)).astype(np.uint8)
+    k = rng.standard_normal((3, 3)) * 3
+    got = fastla.correlate(x, k, mode="nearest", backend=conv_backend)
+    assert got.dtype == np.uint8
+    for s in range(2):
+        ref = ndi.correlate(x[s].astype(np.float64), k, mode="nearest")
+        np.testing.assert_array_equal(got[s], np.clip(np.rint(ref), 0, 255).astype(np.uint8))
+    xi = rng.integers(-2000, 2000, (7, 9)).astype(np.int16)
+    got = fastla.convolve(xi, k, mode="constant", cval=7, backend=conv_backend,
+                          dtype=np.float64)
+    assert_close(got, ndi.convolve(xi.astype(np.float64), k, mode="constant", cval=7),
+                 np.float64, k, 2000)
+    xc = (rng.standard_normal((7, 9)) + 1j * rng.standard_normal((7, 9))).astype(np.complex64)
+    kc = rng.standard_normal((2, 3)) + 1j * rng.standard_normal((2, 3))
+    for ours, theirs in ((fastla.convolve, ndi.convolve), (fastla.correlate, ndi.correlate)):
+        got = ours(xc, kc, mode="reflect", backend=conv_backend)
+        assert got.dtype == np.complex64
+        assert_close(got, theirs(xc.astype(np.complex128), kc, mode="reflect"),
+                     np.float32, kc)
+
+
+def test_float32_stays_float32_and_out(conv_backend, rng):
+    x = rng.standard_normal((9, 7)).astype(np.float32)
+    k = rng.standard_normal((3, 3)).astype(np.float32)
+    out = np.empty((9, 7), np.float32)
+    res = fastla.correlate(x, k, out=out, backend=conv_backend)
+    assert res is out and out.dtype == np.float32
+    assert_close(out, ndi.correlate(x, k), np.float32, k)
+    out2 = np.empty((11, 9), np.float32)
+    res = fastla.convolve2d(x, k, out=out2, backend=conv_backend)
+    assert res is out2
+    assert_close(out2, sig.convolve2d(x, k), np.float32, k)
+
+
+# ----------------------------------------------------------------------------------
+# methods, registry, bad input (host only, cython or the first available backend)
+
+
+def test_methods_agree_large_kernel(rng):
+    x = rng.standard_normal((40, 37))
+    for k in (rng.standard_normal((19, 17)), np.outer(np.hanning(9), np.hanning(7))):
+        ref = ndi.correlate(x, k, mode="reflect")
+        for method in ("direct", "separable", "fft", "auto"):
+            got = fastla.correlate(x, k, mode="reflect", method=method)
+            assert_close(got, ref, np.float64, k)
+    assert conv._choose_method("auto", np.ones((1, 9, 9)), (512, 512), False) == "separable"
+    assert conv._choose_method("auto", np.ones((1, 9, 9)), (512, 512), True) == "direct"
+    assert conv._choose_method("auto", np.eye(31)[None], (512, 512), False) == "fft"
+    assert conv._choose_method("auto", np.eye(3)[None], (512, 512), False) == "direct"
+
+
+def test_available_backends_lists_ops():
+    for op in ("convolve2d", "correlate2d", "convolve", "correlate"):
+        b = fastla.available_backends(op)
+        assert "python" in b and "numba" in b
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fastla.convolve2d(np.ones((3, 4)), np.ones((4, 3)), "valid"), "valid"),
+    (lambda: fastla.convolve2d(np.ones((0, 4)), np.ones((2, 2))), "empty"),
+    (lambda: fastla.convolve2d(np.ones((3, 4)), np.ones((0, 2))), "empty"),
+    (lambda: fastla.convolve2d(np.ones((3, 4)), np.ones((2, 2)), "middle"), "mode"),
+    (lambda: fastla.convolve2d(np.ones((3, 4)), np.ones((2, 2)), boundary="zero"),
+     "boundary"),
+    (lambda: fastla.correlate2d(np.ones(4), np.ones((2, 2))), "2-D"),
+    (lambda: fastla.correlate2d(np.ones((3, 4)), np.ones((2, 2, 2))), "2-D"),
+    (lambda: fastla.correlate(np.ones(4), np.ones((2, 2))), "at least 2"),
+    (lambda: fastla.correlate(np.ones((4, 4)), np.ones(2)), "weights"),
+    (lambda: fastla.correlate(np.ones((4, 4)), np.ones((3, 3)), mode="symm"), "mode"),
+    (lambda: fastla.correlate(np.ones((4, 4)), np.ones((3, 3)), origin=2), "origin"),
+    (lambda: fastla.convolve(np.ones((4, 4)), np.ones((2, 2)), origin=1), "origin"),
+    (lambda: fastla.correlate(np.ones((4, 4)), np.ones((3, 3)), method="winograd"),
+     "method"),
+    (lambda: fastla.correlate(np.ones((4, 4)), np.ones((3, 3)), out=np.empty((4, 3))),
+     "shape"),
+    (lambda: fastla.correlate(np.ones((4, 4)), np.ones((3, 3)),
+                              out=np.empty((4, 4), np.float32)), "dtype"),
+    (lambda: fastla.correlate(np.full((4, 4), np.nan), np.ones((3, 3))), "NaN"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_bad_types():
+    with pytest.raises(TypeError):
+        fastla.correlate(np.array([["a", "b"], ["c", "d"]]), np.ones((1, 1)))
+    with pytest.raises(TypeError, match="origin"):
+        fastla.correlate(np.ones((4, 4)), np.ones((3, 3)), origin=0.5)
+    with pytest.raises(TypeError, match="dtype"):
+        fastla.correlate(np.ones((4, 4)), np.ones((3, 3)), dtype="U3")
+
+
+def test_empty_stack_returns_empty():
+    got = fastla.correlate(np.ones((0, 5, 6)), np.ones((3, 3)))
+    assert got.shape == (0, 5, 6)
+
+
+# ----------------------------------------------------------------------------------
+# device arrays (numba.cuda; the simulator under NUMBA_ENABLE_CUDASIM=1)
+
+
+@pytest.mark.cuda
+def test_device_arrays_stay_on_device(rng):
+    ok, why = _backend.backend_status("correlate2d")["cuda"]
+    if not ok:
+        pytest.skip(f"cuda unavailable: {why}")
+    from numba import cuda
+
+    x = rng.standard_normal((2, 9, 11)).astype(np.float32)
+    k = rng.standard_normal((2, 3, 2)).astype(np.float32)
+    d = cuda.to_device(x)
+    got = fastla.correlate(d, k, mode="wrap", origin=(0, -1))
+    assert not isinstance(got, np.ndarray) and got.shape == (2, 2, 9, 11)
+    host = got.copy_to_host()
+    for s in range(2):
+        for j in range(2):
+            assert_close(host[s, j], ndi.correlate(x[s], k[j], mode="wrap", origin=(0, -1)),
+                         np.float32, k[j])
+    dout = cuda.device_array((11, 12), np.float32)
+    res = fastla.convolve2d(cuda.to_device(x[0]), k[0], "full", "symm", out=dout)
+    assert res is dout
+    assert_close(dout.copy_to_host(), sig.convolve2d(x[0], k[0], "full", "symm"),
+                 np.float32, k[0])
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastla.correlate(cuda.to_device(np.ones((4, 4), np.int16)), np.ones((3, 3)))
+    with pytest.raises(ValueError, match="out"):
+        fastla.correlate(d, k[0], out=cuda.device_array((2, 9, 10), np.float32))
