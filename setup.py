@@ -40,6 +40,7 @@ KDIR = os.path.join("src", "fastla", "_kernels")
 EXTENSIONS = {
     "_openmp_helpers": {"simd": False},
     "_cpu_features": {"simd": False},
+    "_cy_mf": {"simd": True},
 }
 
 # ISA variants for x86-64. "base" is the manylinux baseline (SSE2); v3 is AVX2+FMA

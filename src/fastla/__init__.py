@@ -14,15 +14,19 @@ from ._backend import BackendError, available_backends, warmup
 from ._config import config_context, get_config, set_config
 from ._show_config import show_config
 from ._validation import OutputTooLargeError
+from .mf import DivergenceError, MatrixFactorization, matrix_factorization
 
 __all__ = [
     "__version__",
     "BackendError",
+    "DivergenceError",
+    "MatrixFactorization",
     "OutputTooLargeError",
     "available_backends",
     "config_context",
     "get_config",
     "set_config",
     "show_config",
+    "matrix_factorization",
     "warmup",
 ]
