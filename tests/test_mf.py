@@ -395,3 +395,55 @@ def test_matrix_factorization_bad_input():
         matrix_factorization(np.array([[1.0, np.nan]]), 2)
     with pytest.raises(DivergenceError, match="learning_rate"):
         matrix_factorization(np.full((4, 4), 100.0), 3, learning_rate=1.0, max_iter=50)
+
+
+# ---------------------------------------------------------------------------------------
+# CUDA (real GPU or NUMBA_ENABLE_CUDASIM=1; tiny data: the simulator is slow)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("kw", [dict(), dict(biased=False), dict(schedule="adagrad",
+                                                                 lr_all=0.05)],
+                         ids=["biased", "unbiased", "adagrad"])
+def test_cuda_matches_reference(kw, dtype):
+    op_backend("sgd_mf", "cuda")
+    data = small(n=40, nu=6, ni=5)
+    common = dict(n_factors=37, n_epochs=2, lr_all=0.02, dtype=dtype, n_blocks=2)
+    common.update(kw)
+    ref = fit(data, backend="python", **common)
+    got = fit(data, backend="cuda", **common)
+    for a in ("pu_", "qi_", "bu_", "bi_"):
+        np.testing.assert_allclose(getattr(got, a), getattr(ref, a), **TOL[dtype])
+    np.testing.assert_allclose(got.history_["train_rmse"], ref.history_["train_rmse"],
+                               rtol=1e-5)
+
+
+@pytest.mark.cuda
+def test_cuda_hogwild_and_device_arrays():
+    op_backend("sgd_mf", "cuda")
+    from numba import cuda
+
+    from fastla._kernels import _cuda_mf, _naive
+
+    data = small(n=40, nu=6, ni=5)
+    m = fit(data, backend="cuda", n_factors=3, n_epochs=3, parallel="hogwild", n_blocks=2)
+    assert np.isfinite(m.pu_).all() and len(m.history_["train_rmse"]) == 3
+    # device arrays are updated in place on the device
+    rng = np.random.default_rng(0)
+    u = np.array([0, 0, 1], np.int32)
+    i = np.array([0, 1, 1], np.int32)
+    r = np.array([4.0, 2.0, 5.0], np.float32)
+    ptr = np.array([0, 3], np.int64)
+    cols = np.zeros((1, 1), np.int32)
+    P = rng.normal(0, .1, (2, 4)).astype(np.float32)
+    Q = rng.normal(0, .1, (2, 4)).astype(np.float32)
+    arrs = [P, Q] + [np.zeros(2, np.float32) for _ in range(2)] + \
+        [np.ones(2, np.float32) for _ in range(4)]
+    prm = np.array([0.01] * 4 + [0.02] * 4, np.float32)
+    ref = [a.copy() for a in arrs]
+    sse_ref = _naive.sgd_mf(u, i, r, ptr, cols, *ref, 3.5, prm, 1, 0, 0, np.zeros(1), 1)
+    dev = [cuda.to_device(a) for a in arrs]
+    sse = _cuda_mf.sgd_mf(*(cuda.to_device(a) for a in (u, i, r, ptr)), cols, *dev, 3.5,
+                          prm, 1, 0, 0, cuda.to_device(np.zeros(1)), 1)
+    np.testing.assert_allclose(sse, sse_ref, rtol=1e-5)
+    np.testing.assert_allclose(dev[0].copy_to_host(), ref[0], rtol=1e-5, atol=1e-7)

@@ -831,7 +831,7 @@ def _warmup_seed(backend):
         matrix_factorization(np.eye(3, dtype=dt), 2, max_iter=1, backend=backend)
 
 
-_backend.register_op("sgd_mf", "mf", backends=("cython", "numba", "python"),
+_backend.register_op("sgd_mf", "mf", backends=("cython", "numba", "cuda", "python"),
                      warmup=_warmup)
 _backend.register_op("matrix_factorization", "mf", backends=("cython", "numba", "python"),
                      warmup=_warmup_seed)
