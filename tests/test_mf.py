@@ -229,10 +229,12 @@ def test_reaches_noise_floor(be):
     assert rmse < 1.3 * noise, (rmse, baseline)
 
 
-def test_divergence_raises():
+@pytest.mark.parametrize("be", ["cython", "numba"])
+def test_divergence_raises(be):
+    op_backend("sgd_mf", be)
     u, i, r = low_rank()
     with pytest.raises(DivergenceError, match="smaller learning rate"):
-        fit((u, i, r * 1e3), n_factors=20, lr_all=5.0, n_epochs=50, backend="cython")
+        fit((u, i, r * 1e3), n_factors=20, lr_all=5.0, n_epochs=50, backend=be)
 
 
 # ---------------------------------------------------------------------------------------

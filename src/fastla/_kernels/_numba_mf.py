@@ -10,39 +10,40 @@ from .. import _threads
 from ._numba_common import jit
 
 
-@jit()
-def _dot(a, b, k):
-    # eight partial sums, the same order as the Cython kernel
+@jit(error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
+def _dot(a, B, j, k):
+    """a . B[j] with eight partial sums, the same order as the Cython kernel. B is indexed
+    in place: a row view would cost reference counting (atomics) per rating."""
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a[0] * 0
     k8 = k - k % 8
     for f in range(0, k8, 8):
-        a0 += a[f] * b[f]
-        a1 += a[f + 1] * b[f + 1]
-        a2 += a[f + 2] * b[f + 2]
-        a3 += a[f + 3] * b[f + 3]
-        a4 += a[f + 4] * b[f + 4]
-        a5 += a[f + 5] * b[f + 5]
-        a6 += a[f + 6] * b[f + 6]
-        a7 += a[f + 7] * b[f + 7]
+        a0 += a[f] * B[j, f]
+        a1 += a[f + 1] * B[j, f + 1]
+        a2 += a[f + 2] * B[j, f + 2]
+        a3 += a[f + 3] * B[j, f + 3]
+        a4 += a[f + 4] * B[j, f + 4]
+        a5 += a[f + 5] * B[j, f + 5]
+        a6 += a[f + 6] * B[j, f + 6]
+        a7 += a[f + 7] * B[j, f + 7]
     r = k - k8
     if r > 0:
-        a0 += a[k8] * b[k8]
+        a0 += a[k8] * B[j, k8]
     if r > 1:
-        a1 += a[k8 + 1] * b[k8 + 1]
+        a1 += a[k8 + 1] * B[j, k8 + 1]
     if r > 2:
-        a2 += a[k8 + 2] * b[k8 + 2]
+        a2 += a[k8 + 2] * B[j, k8 + 2]
     if r > 3:
-        a3 += a[k8 + 3] * b[k8 + 3]
+        a3 += a[k8 + 3] * B[j, k8 + 3]
     if r > 4:
-        a4 += a[k8 + 4] * b[k8 + 4]
+        a4 += a[k8 + 4] * B[j, k8 + 4]
     if r > 5:
-        a5 += a[k8 + 5] * b[k8 + 5]
+        a5 += a[k8 + 5] * B[j, k8 + 5]
     if r > 6:
-        a6 += a[k8 + 6] * b[k8 + 6]
+        a6 += a[k8 + 6] * B[j, k8 + 6]
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
-@jit()
+@jit(error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
 def _block(users, items, ratings, start, end, P, Q, bu, bi, Gp, Gq, Gbu, Gbi, mu, prm,
            biased, adagrad, buf):
     k = P.shape[1]
@@ -69,8 +70,7 @@ def _block(users, items, ratings, start, end, P, Q, bu, bi, Gp, Gq, Gbu, Gbi, mu
             gp_c = Gp[cur]
             gbu_c = Gbu[cur]
         i = items[n]
-        q = Q[i]
-        dot = _dot(buf, q, k)
+        dot = _dot(buf, Q, i, k)
         if biased:
             est = mu + bu_c + bi[i] + dot
         else:
@@ -91,11 +91,11 @@ def _block(users, items, ratings, start, end, P, Q, bu, bi, Gp, Gq, Gbu, Gbi, mu
             sgq = bu_c * 0
             for f in range(k):
                 puf = buf[f]
-                qif = q[f]
+                qif = Q[i, f]
                 gp = err * qif - reg_pu * puf
                 gq = err * puf - reg_qi * qif
                 buf[f] = puf + sp * gp
-                q[f] = qif + sq * gq
+                Q[i, f] = qif + sq * gq
                 sgp = sgp + gp * gp
                 sgq = sgq + gq * gq
             gp_c = gp_c + sgp / k
@@ -106,9 +106,9 @@ def _block(users, items, ratings, start, end, P, Q, bu, bi, Gp, Gq, Gbu, Gbi, mu
                 bi[i] = bi[i] + lr_bi * (err - reg_bi * bi[i])
             for f in range(k):
                 puf = buf[f]
-                qif = q[f]
+                qif = Q[i, f]
                 buf[f] = puf + lr_pu * (err * qif - reg_pu * puf)
-                q[f] = qif + lr_qi * (err * puf - reg_qi * qif)
+                Q[i, f] = qif + lr_qi * (err * puf - reg_qi * qif)
     if cur >= 0:
         for f in range(k):
             P[cur, f] = buf[f]
@@ -123,7 +123,7 @@ def _epoch(users, items, ratings, block_ptr, cols, P, Q, bu, bi, Gp, Gq, Gbu, Gb
            biased, adagrad, hogwild, block_sse):
     S, B = cols.shape
     k = P.shape[1]
-    muf = prm[0] * 0 + mu
+    muf = mu[0]  # in the factors' dtype: no float64 promotion in the loop
     if hogwild:
         for blk in prange(B * B):
             buf = np.empty(k, P.dtype)
@@ -151,7 +151,7 @@ def sgd_mf(users, items, ratings, block_ptr, cols, P, Q, bu, bi, Gp, Gq, Gbu, Gb
         return 0.0
     with _threads.numba_threads(n_threads):
         return _epoch(users, items, ratings, block_ptr, cols, P, Q, bu, bi, Gp, Gq, Gbu, Gbi,
-                      float(mu), prm, bool(biased), bool(adagrad), bool(hogwild), block_sse)
+                      np.array([mu], dtype=P.dtype), prm, bool(biased), bool(adagrad), bool(hogwild), block_sse)
 
 
 @jit()
@@ -159,12 +159,12 @@ def _seed(rows, cols, vals, P, Q, lr2, max_iter):
     k = P.shape[1]
     for _ in range(max_iter):
         for n in range(rows.shape[0]):
-            p = P[rows[n]]
-            q = Q[cols[n]]
-            e = vals[n] - _dot(p, q, k)
+            a = rows[n]
+            b = cols[n]
+            e = vals[n] - _dot(P[a], Q, b, k)
             for f in range(k):
-                p[f] = p[f] + lr2 * e * q[f]
-                q[f] = q[f] + lr2 * e * p[f]
+                P[a, f] = P[a, f] + lr2 * e * Q[b, f]
+                Q[b, f] = Q[b, f] + lr2 * e * P[a, f]
 
 
 def matrix_factorization(rows, cols, vals, P, Q, learning_rate, max_iter, n_threads):
