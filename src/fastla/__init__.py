@@ -16,10 +16,13 @@ from ._show_config import show_config
 from ._validation import OutputTooLargeError
 from .distances import euclidean_distance, nearest_neighbors, pairwise_distances, rbf_kernel
 from .conv import convolve, convolve2d, correlate, correlate2d
+from .mf import DivergenceError, MatrixFactorization, matrix_factorization
 
 __all__ = [
     "__version__",
     "BackendError",
+    "DivergenceError",
+    "MatrixFactorization",
     "OutputTooLargeError",
     "available_backends",
     "config_context",
@@ -30,6 +33,7 @@ __all__ = [
     "get_config",
     "set_config",
     "show_config",
+    "matrix_factorization",
     "warmup",
     "pairwise_distances",
     "rbf_kernel",

@@ -8,7 +8,7 @@ One module per operation (``distances.py``, ``conv.py``, ...) exposing
 import dataclasses
 from typing import Any, Callable, Optional
 
-MODULES = ("distances", "conv")
+MODULES = ("distances", "conv", "mf")
 
 
 @dataclasses.dataclass

@@ -96,3 +96,78 @@ def correlate2d(img, w, rowidx, colidx, ox, jlo, jhi, cval, out, n_threads=1):
                             patch[a, c] = cval if (r < 0 or col < 0) else img[b, r, col]
                     out[b, k, i, j] = np.sum(patch * kern)
     return out
+# ---------------------------------------------------------------------------------------
+# SGD matrix factorisation (fastla.mf)
+
+
+def sgd_mf(users, items, ratings, block_ptr, cols, P, Q, bu, bi, Gp, Gq, Gbu, Gbi, mu, prm,
+           biased, adagrad, hogwild, block_sse, n_threads):
+    """One epoch of Surprise's SVD update, rating by rating, in the kernels' order.
+
+    Deterministic order: stratum ``s`` in turn, its blocks ``(b, cols[s, b])`` for
+    ``b = 0..B-1``, each block's ratings in stored order (``hogwild`` runs every block
+    in grid order). Updates ``P, Q, bu, bi`` (and the AdaGrad accumulators) in place,
+    fills ``block_sse`` and returns the epoch's squared error (errors before updates).
+    """
+    S, B = cols.shape
+    k = P.shape[1]
+    lr_bu, lr_bi, lr_pu, lr_qi, reg_bu, reg_bi, reg_pu, reg_qi = (float(x) for x in prm)
+    if hogwild:
+        order = list(range(B * B))
+    else:
+        order = [b * B + int(cols[s, b]) for s in range(S) for b in range(B)]
+    for blk in order:
+        sse = 0.0
+        for n in range(int(block_ptr[blk]), int(block_ptr[blk + 1])):
+            u, i, r = int(users[n]), int(items[n]), float(ratings[n])
+            dot = 0.0
+            for f in range(k):
+                dot += float(P[u, f]) * float(Q[i, f])
+            est = (mu + float(bu[u]) + float(bi[i]) + dot) if biased else dot
+            err = r - est
+            sse += err * err
+            if adagrad:
+                if biased:
+                    g = err - reg_bu * float(bu[u])
+                    bu[u] += lr_bu / math.sqrt(float(Gbu[u])) * g
+                    Gbu[u] += g * g
+                    g = err - reg_bi * float(bi[i])
+                    bi[i] += lr_bi / math.sqrt(float(Gbi[i])) * g
+                    Gbi[i] += g * g
+                sp = lr_pu / math.sqrt(float(Gp[u]))
+                sq = lr_qi / math.sqrt(float(Gq[i]))
+                sgp = sgq = 0.0
+                for f in range(k):
+                    puf, qif = float(P[u, f]), float(Q[i, f])
+                    gp = err * qif - reg_pu * puf
+                    gq = err * puf - reg_qi * qif
+                    P[u, f] = puf + sp * gp
+                    Q[i, f] = qif + sq * gq
+                    sgp += gp * gp
+                    sgq += gq * gq
+                Gp[u] += sgp / k
+                Gq[i] += sgq / k
+            else:
+                if biased:
+                    bu[u] += lr_bu * (err - reg_bu * float(bu[u]))
+                    bi[i] += lr_bi * (err - reg_bi * float(bi[i]))
+                for f in range(k):
+                    puf, qif = float(P[u, f]), float(Q[i, f])
+                    P[u, f] = puf + lr_pu * (err * qif - reg_pu * puf)
+                    Q[i, f] = qif + lr_qi * (err * puf - reg_qi * qif)
+        block_sse[blk] = sse
+    return float(sum(float(x) for x in block_sse))
+
+
+def matrix_factorization(rows, cols, vals, P, Q, learning_rate, max_iter, n_threads):
+    """The seed's loop: every observed entry (row-major), ``e = R[i, j] - P[i].Q[j]``,
+    ``P[i, f] += 2 lr e Q[j, f]`` then ``Q[j, f] += 2 lr e P[i, f]`` (with the new P)."""
+    k = P.shape[1]
+    for _ in range(max_iter):
+        for n in range(len(rows)):
+            i, j = int(rows[n]), int(cols[n])
+            e = float(vals[n]) - sum(float(P[i, f]) * float(Q[j, f]) for f in range(k))
+            for f in range(k):
+                P[i, f] += 2 * learning_rate * e * Q[j, f]
+                Q[j, f] += 2 * learning_rate * e * P[i, f]
+    return None

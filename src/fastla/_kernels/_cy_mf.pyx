@@ -1,0 +1,187 @@
+# cython: language_level=3
+"""SGD matrix factorisation kernels (Cython + OpenMP).
+
+Ratings arrive gridded by the public layer (``fastla.mf``): ``block_ptr[b * B + c]``
+is the first rating of block (row bin b, column bin c); inside a block the ratings are
+sorted by user, so that p_u is held in a thread-local buffer across a run of the same
+user and written back once (the same arithmetic as updating it in place).
+
+Deterministic mode runs the ``B`` strata of an epoch in the order given by ``cols``
+(stratum ``s`` holds the blocks ``(b, cols[s, b])``, disjoint in users and items); the
+blocks of a stratum run in parallel. The result does not depend on the thread count.
+Hogwild mode runs every block of the grid in parallel, lock-free.
+
+The update is Surprise's SVD rule; ``adagrad`` switches to per-row AdaGrad steps (one
+accumulator per factor row and per bias).
+"""
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport parallel, prange
+from libc.math cimport sqrt
+from libc.stdlib cimport free, malloc
+
+import numpy as np
+
+
+cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t k) noexcept nogil:
+    # eight partial sums: vectorisable without -ffast-math, and a fixed order
+    cdef floating acc[8]
+    cdef Py_ssize_t f, j, k8 = k - k % 8
+    for j in range(8):
+        acc[j] = 0
+    for f in range(0, k8, 8):
+        for j in range(8):
+            acc[j] += a[f + j] * b[f + j]
+    for f in range(k8, k):
+        acc[f - k8] += a[f] * b[f]
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+
+
+cdef double _block(const int* users, const int* items, const floating* ratings,
+                   Py_ssize_t start, Py_ssize_t end,
+                   floating* P, floating* Q, floating* bu, floating* bi,
+                   floating* Gp, floating* Gq, floating* Gbu, floating* Gbi,
+                   Py_ssize_t k, floating mu, const floating* prm, int biased, int adagrad,
+                   floating* buf) noexcept nogil:
+    cdef floating lr_bu = prm[0], lr_bi = prm[1], lr_pu = prm[2], lr_qi = prm[3]
+    cdef floating reg_bu = prm[4], reg_bi = prm[5], reg_pu = prm[6], reg_qi = prm[7]
+    cdef Py_ssize_t n, f, cur = -1, i
+    cdef floating bu_c = 0, gp_c = 0, gbu_c = 0
+    cdef floating dot, est, err, puf, qif, gp, gq, gb, sp, sq, sgp, sgq
+    cdef floating* q
+    cdef floating* p
+    cdef double sse = 0
+    for n in range(start, end):
+        if users[n] != cur:
+            if cur >= 0:
+                p = P + cur * k
+                for f in range(k):
+                    p[f] = buf[f]
+                bu[cur] = bu_c
+                Gp[cur] = gp_c
+                Gbu[cur] = gbu_c
+            cur = users[n]
+            p = P + cur * k
+            for f in range(k):
+                buf[f] = p[f]
+            bu_c = bu[cur]
+            gp_c = Gp[cur]
+            gbu_c = Gbu[cur]
+        i = items[n]
+        q = Q + i * k
+        dot = _dot(buf, q, k)
+        if biased:
+            est = mu + bu_c + bi[i] + dot
+        else:
+            est = dot
+        err = ratings[n] - est
+        sse += <double>err * <double>err
+        if adagrad:
+            if biased:
+                gb = err - reg_bu * bu_c
+                bu_c = bu_c + lr_bu / sqrt(gbu_c) * gb
+                gbu_c = gbu_c + gb * gb
+                gb = err - reg_bi * bi[i]
+                bi[i] = bi[i] + lr_bi / sqrt(Gbi[i]) * gb
+                Gbi[i] = Gbi[i] + gb * gb
+            sp = lr_pu / sqrt(gp_c)
+            sq = lr_qi / sqrt(Gq[i])
+            sgp = 0
+            sgq = 0
+            for f in range(k):
+                puf = buf[f]
+                qif = q[f]
+                gp = err * qif - reg_pu * puf
+                gq = err * puf - reg_qi * qif
+                buf[f] = puf + sp * gp
+                q[f] = qif + sq * gq
+                sgp = sgp + gp * gp
+                sgq = sgq + gq * gq
+            gp_c = gp_c + sgp / k
+            Gq[i] = Gq[i] + sgq / k
+        else:
+            if biased:
+                bu_c = bu_c + lr_bu * (err - reg_bu * bu_c)
+                bi[i] = bi[i] + lr_bi * (err - reg_bi * bi[i])
+            for f in range(k):
+                puf = buf[f]
+                qif = q[f]
+                buf[f] = puf + lr_pu * (err * qif - reg_pu * puf)
+                q[f] = qif + lr_qi * (err * puf - reg_qi * qif)
+    if cur >= 0:
+        p = P + cur * k
+        for f in range(k):
+            p[f] = buf[f]
+        bu[cur] = bu_c
+        Gp[cur] = gp_c
+        Gbu[cur] = gbu_c
+    return sse
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def sgd_mf(const int[::1] users, const int[::1] items, const floating[::1] ratings,
+           const long long[::1] block_ptr, const int[:, ::1] cols,
+           floating[:, ::1] P, floating[:, ::1] Q, floating[::1] bu, floating[::1] bi,
+           floating[::1] Gp, floating[::1] Gq, floating[::1] Gbu, floating[::1] Gbi,
+           double mu, const floating[::1] prm, int biased, int adagrad, int hogwild,
+           double[::1] block_sse, int n_threads):
+    """One epoch of SGD over the gridded ratings; fills ``block_sse`` (squared
+    error of each block, before each update) and returns the total in block order."""
+    cdef Py_ssize_t B = cols.shape[1], S = cols.shape[0], k = P.shape[1]
+    cdef Py_ssize_t s, b, blk, j
+    cdef floating* buf = NULL
+    cdef floating mu_ = <floating>mu
+    cdef int nt = max(1, n_threads)
+    cdef double total = 0
+    if P.shape[0] == 0 or Q.shape[0] == 0 or k == 0:
+        return 0.0
+    if hogwild:
+        with nogil, parallel(num_threads=nt):
+            buf = <floating*>malloc(k * sizeof(floating))
+            for blk in prange(B * B, schedule="dynamic"):
+                block_sse[blk] = _block(&users[0], &items[0], &ratings[0],
+                                        block_ptr[blk], block_ptr[blk + 1],
+                                        &P[0, 0], &Q[0, 0], &bu[0], &bi[0],
+                                        &Gp[0], &Gq[0], &Gbu[0], &Gbi[0],
+                                        k, mu_, &prm[0], biased, adagrad, buf)
+            free(buf)
+    else:
+        for s in range(S):
+            with nogil, parallel(num_threads=nt):
+                buf = <floating*>malloc(k * sizeof(floating))
+                for b in prange(B, schedule="dynamic"):
+                    blk = b * B + cols[s, b]
+                    block_sse[blk] = _block(&users[0], &items[0], &ratings[0],
+                                            block_ptr[blk], block_ptr[blk + 1],
+                                            &P[0, 0], &Q[0, 0], &bu[0], &bi[0],
+                                            &Gp[0], &Gq[0], &Gbu[0], &Gbi[0],
+                                            k, mu_, &prm[0], biased, adagrad, buf)
+                free(buf)
+    for j in range(B * B):
+        total += block_sse[j]
+    return total
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def matrix_factorization(const int[::1] rows, const int[::1] cols, const floating[::1] vals,
+                         floating[:, ::1] P, floating[:, ::1] Q, double learning_rate,
+                         Py_ssize_t max_iter, int n_threads):
+    """The seed's loop on the observed entries in row-major order, sequential: P and Q
+    updated in place (P first, then Q with the new P, as the seed does)."""
+    cdef Py_ssize_t it, n, f, k = P.shape[1], nnz = rows.shape[0]
+    cdef floating lr2 = <floating>(2.0 * learning_rate), e
+    cdef floating* p
+    cdef floating* q
+    with nogil:
+        for it in range(max_iter):
+            for n in range(nnz):
+                p = &P[rows[n], 0]
+                q = &Q[cols[n], 0]
+                e = vals[n] - _dot(p, q, k)
+                for f in range(k):
+                    p[f] = p[f] + lr2 * e * q[f]
+                    q[f] = q[f] + lr2 * e * p[f]
+    return None
