@@ -69,6 +69,11 @@ def main(argv=None):
         home = dump_dom(browser, base + "/")
         listed = [b for b in benchmarks if b.split(".")[-1] in home]
         graph = dump_dom(browser, f"{base}/#{target}")
+    if "external (JavaScript) dependencies" in home:
+        print("asv's page could not load its JavaScript libraries (jQuery, Flot, ...), which it "
+              "takes from public CDNs: this machine cannot reach them, so the dashboard does "
+              "not render here", file=sys.stderr)
+        return 3
     print(f"index page: {len(home)} bytes, {len(listed)}/{len(benchmarks)} benchmarks named")
     has_plot = "<canvas" in graph and "flot" in graph.lower()
     print(f"graph page for {target}: {'plot rendered (canvas)' if has_plot else 'NO PLOT'}")
