@@ -43,6 +43,7 @@ EXTENSIONS = {
     "_cy_distances": {"simd": True},
     "_cy_conv": {"simd": True},
     "_cy_mf": {"simd": True},
+    "_cy_kmeans": {"simd": True},
 }
 
 # ISA variants for x86-64. "base" is the manylinux baseline (SSE2); v3 is AVX2+FMA

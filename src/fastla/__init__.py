@@ -17,6 +17,7 @@ from ._validation import OutputTooLargeError
 from .distances import euclidean_distance, nearest_neighbors, pairwise_distances, rbf_kernel
 from .conv import convolve, convolve2d, correlate, correlate2d
 from .mf import DivergenceError, MatrixFactorization, matrix_factorization
+from .kmeans import KMeansResult, kmeans, kmeans_assign, kmeans_plusplus
 
 __all__ = [
     "__version__",
@@ -39,4 +40,8 @@ __all__ = [
     "rbf_kernel",
     "nearest_neighbors",
     "euclidean_distance",
+    "KMeansResult",
+    "kmeans",
+    "kmeans_assign",
+    "kmeans_plusplus",
 ]

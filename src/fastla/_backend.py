@@ -150,18 +150,28 @@ def is_device_array(a):
         return False
 
 
-def _load(op, backend):
-    key = (op, backend)
+def _load(op, backend, attr=None):
+    key = (op, backend, attr)
     if key not in _loaded:
-        module, attr = _REGISTRY[op][backend]
+        module, default = _REGISTRY[op][backend]
         if backend == "cython":
             from ._kernels import _simd
 
             mod = _simd.load(module)
         else:
             mod = importlib.import_module(f"fastla._kernels.{module}")
-        _loaded[key] = getattr(mod, attr)
+        _loaded[key] = getattr(mod, attr or default)
     return _loaded[key]
+
+
+def entry(op, backend, attr):
+    """Another entry point of the kernel module behind ``op`` on ``backend``.
+
+    Operations made of several kernels (k-means: assign, Lloyd pass, Elkan pass,
+    inertia) register one entry and reach the others of the same module through this,
+    after :func:`resolve` has chosen and checked the backend.
+    """
+    return _load(op, backend, attr)
 
 
 def _unavailable(op, name, reason):

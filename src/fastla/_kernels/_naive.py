@@ -171,3 +171,121 @@ def matrix_factorization(rows, cols, vals, P, Q, learning_rate, max_iter, n_thre
                 P[i, f] += 2 * learning_rate * e * Q[j, f]
                 Q[j, f] += 2 * learning_rate * e * P[i, f]
     return None
+
+
+# ---------------------------------------------------------------- k-means
+def _nearest(x, centers):
+    """Index of the nearest centre (first on ties) and its squared distance."""
+    best, best_d = 0, math.inf
+    for j, c in enumerate(centers):
+        s = 0.0
+        for a, b in zip(x, c):
+            s += (float(a) - float(b)) ** 2
+        if s < best_d:
+            best, best_d = j, s
+    return best, best_d
+
+
+def kmeans_seed(X, centers, n_iter):
+    """The seed's loop: assign each point to its nearest centroid (distance by distance),
+    move each centroid to the mean of its points, ``n_iter`` times. A centroid that
+    loses all its points stays where it is."""
+    points = [list(map(float, x)) for x in X]
+    centers = [list(map(float, c)) for c in centers]
+    labels = [0] * len(points)
+    for _ in range(n_iter):
+        for i, x in enumerate(points):
+            best, best_d = 0, math.inf
+            for j, c in enumerate(centers):
+                dist = euclidean_distance(x, c)
+                if dist < best_d:
+                    best, best_d = j, dist
+            labels[i] = best
+        for j in range(len(centers)):
+            members = [points[i] for i in range(len(points)) if labels[i] == j]
+            if members:
+                centers[j] = [sum(col) / len(members) for col in zip(*members)]
+    return np.array(centers), np.array(labels, dtype=np.int32)
+
+
+def kmeans_assign(X, centers, labels, sq_dist, n_threads):
+    for i in range(X.shape[0]):
+        labels[i], sq_dist[i] = _nearest(X[i], centers)
+
+
+def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads):
+    sums[:] = 0.0
+    weights[:] = 0.0
+    for i in range(X.shape[0]):
+        j, _ = _nearest(X[i], centers)
+        labels[i] = j
+        w = float(sample_weight[i])
+        for f in range(X.shape[1]):
+            sums[j, f] += w * float(X[i, f])
+        weights[j] += w
+
+
+def inertia(X, sample_weight, centers, labels, n_threads):
+    total = 0.0
+    for i in range(X.shape[0]):
+        s = 0.0
+        for a, b in zip(X[i], centers[labels[i]]):
+            s += (float(a) - float(b)) ** 2
+        total += float(sample_weight[i]) * s
+    return total
+
+
+def elkan_init(X, centers, center_half_distances, labels, upper, lower, n_threads):
+    """Exact distances to every centre: the tightest possible bounds."""
+    for i in range(X.shape[0]):
+        for j in range(centers.shape[0]):
+            lower[i, j] = euclidean_distance(X[i], centers[j])
+        labels[i] = int(np.argmin(lower[i]))
+        upper[i] = lower[i, labels[i]]
+
+
+def elkan_iter(X, sample_weight, centers, sums, weights, center_half_distances,
+               distance_next_center, upper, lower, labels, n_groups, n_threads):
+    """The reference ignores the bounds: every distance is computed (then the bounds are
+    exact) and the point goes to the nearest centre, as Lloyd's step does."""
+    elkan_init(X, centers, center_half_distances, labels, upper, lower, n_threads)
+    sums[:] = 0.0
+    weights[:] = 0.0
+    for i in range(X.shape[0]):
+        w = float(sample_weight[i])
+        for f in range(X.shape[1]):
+            sums[labels[i], f] += w * float(X[i, f])
+        weights[labels[i]] += w
+
+
+def plusplus_trials(X, candidates, closest, sample_weight, dist_out, n_threads):
+    pots = np.zeros(len(candidates))
+    for t, c in enumerate(candidates):
+        for i in range(X.shape[0]):
+            s = 0.0
+            for a, b in zip(X[i], X[c]):
+                s += (float(a) - float(b)) ** 2
+            dist_out[t, i] = min(s, closest[i])
+            pots[t] += float(sample_weight[i]) * dist_out[t, i]
+    return pots
+
+
+def minibatch_update(X, sample_weight, centers_old, centers_new, weight_sums, labels,
+                     n_threads):
+    for j in range(centers_old.shape[0]):
+        wsum = 0.0
+        acc = [0.0] * X.shape[1]
+        for i in range(X.shape[0]):
+            if labels[i] == j:
+                w = float(sample_weight[i])
+                wsum += w
+                for f in range(X.shape[1]):
+                    acc[f] += w * float(X[i, f])
+        if wsum > 0:
+            total = float(weight_sums[j]) + wsum
+            for f in range(X.shape[1]):
+                centers_new[j, f] = (float(centers_old[j, f]) * float(weight_sums[j])
+                                     + acc[f]) / total
+            weight_sums[j] = total
+        else:
+            centers_new[j] = centers_old[j]

@@ -1,0 +1,412 @@
+# K-means kernels, Cython + OpenMP.
+#
+# Assignment: X is walked in chunks of CHUNK rows; each chunk's ||c||^2 - 2 x.c block
+# (CHUNK x k) comes from one single-threaded BLAS call into a per-thread buffer (the form
+# scikit-learn's Lloyd uses, in the data's dtype), then the argmin is taken while the
+# block is in cache. Nothing of size n x k is ever allocated.
+#
+# Lloyd: the argmin of each row is followed at once by adding w x into the centroid sums
+# of the row's *group* (fused assign + accumulate, one pass over X). Rows are cut into
+# ``n_groups`` contiguous groups chosen by the caller from the shapes alone; each group
+# sums its rows in row order into its own float64 buffer (padded to a cache line) and
+# the buffers are added in group order. The sums are therefore bitwise the same on any
+# number of threads, while the groups still spread over the threads dynamically.
+#
+# Elkan: scikit-learn's bounds (upper per point, lower per point and centre), exact
+# float64 distances, the same group accumulation. k-means++: every local trial of a
+# step is evaluated in one pass over X (all trial distances of a row while it is in
+# registers), with per-chunk partial potentials added in chunk order.
+#
+# Kernels do not validate: fastla.kmeans guarantees C-contiguous X (n, d) and centres
+# (k, d) of one float dtype, sample weights of that dtype, outputs of the right shapes,
+# 1 <= n_groups <= n and candidates inside [0, n).
+
+from cython.parallel cimport prange, parallel
+from libc.math cimport sqrt
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+import numpy as np
+
+from .._threads import blas_single_thread
+
+ctypedef fused floating:
+    float
+    double
+
+DEF CHUNK = 256   # rows per assignment block (scikit-learn's choice)
+DEF TT = 8        # k-means++ trials evaluated together (one AVX-512 register of doubles)
+DEF PAD = 8       # doubles per cache line: group buffers start on their own line
+
+
+cdef inline void _scores(const floating* x, const floating* c, const floating* cnorm,
+                         floating* buf, int mt, int k, int d) noexcept nogil:
+    """buf[mt, k] (row-major) = ||c_j||^2 - 2 x_i . c_j, by single-threaded BLAS."""
+    cdef char ta = b'T'
+    cdef char tb = b'N'
+    cdef float m2_f = -2.0, one_f = 1.0
+    cdef double m2_d = -2.0, one_d = 1.0
+    cdef int i
+    for i in range(mt):
+        memcpy(buf + <Py_ssize_t>i * k, cnorm, k * sizeof(floating))
+    # column-major view: buf^T (k x mt) = -2 C (k x d) @ X^T (d x mt) + buf^T
+    if floating is float:
+        sgemm(&ta, &tb, &k, &mt, &d, &m2_f, <float*>c, &d, <float*>x, &d, &one_f,
+              <float*>buf, &k)
+    else:
+        dgemm(&ta, &tb, &k, &mt, &d, &m2_d, <double*>c, &d, <double*>x, &d, &one_d,
+              <double*>buf, &k)
+
+
+cdef inline int _argmin(const floating* row, int k) noexcept nogil:
+    cdef int j, best = 0
+    cdef floating v = row[0]
+    for j in range(1, k):
+        if row[j] < v:
+            v = row[j]
+            best = j
+    return best
+
+
+cdef inline double _sqdist(const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
+    """sum((x - y)^2) in float64, four independent partial sums."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, t
+    cdef Py_ssize_t f = 0
+    while f + 4 <= d:
+        t = <double>x[f] - <double>y[f]
+        s0 += t * t
+        t = <double>x[f + 1] - <double>y[f + 1]
+        s1 += t * t
+        t = <double>x[f + 2] - <double>y[f + 2]
+        s2 += t * t
+        t = <double>x[f + 3] - <double>y[f + 3]
+        s3 += t * t
+        f += 4
+    while f < d:
+        t = <double>x[f] - <double>y[f]
+        s0 += t * t
+        f += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+cdef void _center_norms(const floating* c, Py_ssize_t k, Py_ssize_t d,
+                        floating* out) noexcept nogil:
+    cdef Py_ssize_t j, f
+    cdef floating s
+    for j in range(k):
+        s = 0
+        for f in range(d):
+            s += c[j * d + f] * c[j * d + f]
+        out[j] = s
+
+
+cdef inline void _accumulate(const floating* x, double w, Py_ssize_t d,
+                             double* sums) noexcept nogil:
+    cdef Py_ssize_t f
+    for f in range(d):
+        sums[f] += w * <double>x[f]
+
+
+cdef inline Py_ssize_t _stride(Py_ssize_t k, Py_ssize_t d) noexcept nogil:
+    """doubles per group buffer: k*d sums then k weights, rounded up to a cache line."""
+    return ((k * d + k + PAD - 1) // PAD) * PAD
+
+
+cdef void _merge_groups(const double* gbuf, Py_ssize_t n_groups, Py_ssize_t k,
+                        Py_ssize_t d, double* sums, double* weights,
+                        int n_threads) noexcept nogil:
+    """sums/weights = group buffers added in group order (parallel over centres)."""
+    cdef Py_ssize_t stride = _stride(k, d)
+    cdef Py_ssize_t j, g, f
+    cdef const double* b
+    for j in prange(k, num_threads=n_threads, schedule='static'):
+        for f in range(d):
+            sums[j * d + f] = gbuf[j * d + f]
+        weights[j] = gbuf[k * d + j]
+        for g in range(1, n_groups):
+            b = gbuf + g * stride
+            for f in range(d):
+                sums[j * d + f] += b[j * d + f]
+            weights[j] += b[k * d + j]
+
+
+cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
+                       const floating* cnorm, Py_ssize_t r0, Py_ssize_t r1, int k, int d,
+                       floating* buf, int* labels, double* gb) noexcept nogil:
+    """Rows [r0, r1): assign by chunks, then add w x into this group's buffer."""
+    cdef Py_ssize_t i0, i
+    cdef int mt, lab
+    i0 = r0
+    while i0 < r1:
+        mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
+        _scores(X + i0 * d, C, cnorm, buf, mt, k, d)
+        for i in range(mt):
+            lab = _argmin(buf + i * k, k)
+            labels[i0 + i] = lab
+            _accumulate(X + (i0 + i) * d, <double>w[i0 + i], d, gb + <Py_ssize_t>lab * d)
+            gb[<Py_ssize_t>k * d + lab] += <double>w[i0 + i]
+        i0 += mt
+
+
+def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
+                  int[::1] labels, floating[::1] sq_dist, int n_threads):
+    """labels[i] = nearest centre (GEMM form, ties to the lower index); sq_dist[i] = the
+    exact squared distance to it (float64 accumulation)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t ch, i0, i
+    cdef int mt, lab
+    cdef floating* buf
+    cdef floating* cnorm = <floating*>malloc(k * sizeof(floating))
+    cdef const floating* xp = &X[0, 0]
+    cdef const floating* cp = &centers[0, 0]
+    try:
+        with blas_single_thread():
+          with nogil:
+            _center_norms(cp, k, d, cnorm)
+            with parallel(num_threads=n_threads):
+                buf = <floating*>malloc(CHUNK * k * sizeof(floating))
+                for ch in prange(n_chunks, schedule='dynamic'):
+                    i0 = ch * CHUNK
+                    mt = <int>min(<Py_ssize_t>CHUNK, n - i0)
+                    _scores(xp + i0 * d, cp, cnorm, buf, mt, <int>k, <int>d)
+                    for i in range(mt):
+                        lab = _argmin(buf + i * k, <int>k)
+                        labels[i0 + i] = lab
+                        sq_dist[i0 + i] = <floating>_sqdist(xp + (i0 + i) * d, cp + lab * d, d)
+                free(buf)
+    finally:
+        free(cnorm)
+
+
+def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
+               const floating[:, ::1] centers, double[:, ::1] sums, double[::1] weights,
+               int[::1] labels, int n_groups, int n_threads):
+    """One fused Lloyd pass: labels against ``centers``; sums[c] = sum w x and
+    weights[c] = sum w over the rows labelled c, bitwise independent of n_threads."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
+    cdef Py_ssize_t stride = _stride(k, d)
+    cdef Py_ssize_t g
+    cdef floating* buf
+    cdef floating* cnorm = <floating*>malloc(k * sizeof(floating))
+    cdef double* gbuf = <double*>calloc(n_groups * stride, sizeof(double))
+    if cnorm == NULL or gbuf == NULL:
+        free(cnorm)
+        free(gbuf)
+        raise MemoryError("k-means group buffers")
+    cdef const floating* xp = &X[0, 0]
+    cdef const floating* cp = &centers[0, 0]
+    cdef const floating* wp = &sample_weight[0]
+    try:
+        with blas_single_thread():
+          with nogil:
+            _center_norms(cp, k, d, cnorm)
+            with parallel(num_threads=n_threads):
+                buf = <floating*>malloc(CHUNK * k * sizeof(floating))
+                for g in prange(n_groups, schedule='dynamic'):
+                    _lloyd_group(xp, wp, cp, cnorm, g * n // n_groups,
+                                 (g + 1) * n // n_groups, <int>k, <int>d, buf, &labels[0],
+                                 gbuf + g * stride)
+                free(buf)
+            _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
+    finally:
+        free(cnorm)
+        free(gbuf)
+
+
+def inertia(const floating[:, ::1] X, const floating[::1] sample_weight,
+            const floating[:, ::1] centers, const int[::1] labels, int n_threads):
+    """sum_i w_i ||x_i - c_{labels_i}||^2 (float64; chunk partials added in order)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t ch, i
+    cdef double s
+    cdef double[::1] part = np.zeros(n_chunks)
+    cdef const floating* xp = &X[0, 0]
+    cdef const floating* cp = &centers[0, 0]
+    with nogil:
+        for ch in prange(n_chunks, num_threads=n_threads, schedule='static'):
+            s = 0.0
+            for i in range(ch * CHUNK, min((ch + 1) * CHUNK, n)):
+                s = s + <double>sample_weight[i] * _sqdist(xp + i * d, cp + labels[i] * d, d)
+            part[ch] = s
+        s = 0.0
+        for ch in range(n_chunks):
+            s += part[ch]
+    return s
+
+
+# ------------------------------------------------------------------------- Elkan
+def elkan_init(const floating[:, ::1] X, const floating[:, ::1] centers,
+               const double[:, ::1] center_half_distances, int[::1] labels,
+               double[::1] upper, double[:, ::1] lower, int n_threads):
+    """scikit-learn's _init_bounds_dense: exact distances, skipping centres that the
+    triangle inequality already rules out; lower holds every distance computed."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
+    cdef Py_ssize_t i, j, best
+    cdef double dmin, dist
+    cdef const floating* xp = &X[0, 0]
+    cdef const floating* cp = &centers[0, 0]
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule='static'):
+            best = 0
+            dmin = sqrt(_sqdist(xp + i * d, cp, d))
+            lower[i, 0] = dmin
+            for j in range(1, k):
+                if dmin > center_half_distances[best, j]:
+                    dist = sqrt(_sqdist(xp + i * d, cp + j * d, d))
+                    lower[i, j] = dist
+                    if dist < dmin:
+                        dmin = dist
+                        best = j
+            labels[i] = <int>best
+            upper[i] = dmin
+
+
+cdef void _elkan_group(const floating* X, const floating* w, const floating* C,
+                       const double* chd, const double* dnext, Py_ssize_t r0, Py_ssize_t r1,
+                       Py_ssize_t k, Py_ssize_t d, double* upper, double* lower, int* labels,
+                       double* gb) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef int lab
+    cdef double ub, dist
+    cdef bint tight
+    cdef double* lo
+    for i in range(r0, r1):
+        ub = upper[i]
+        lab = labels[i]
+        lo = lower + i * k
+        if not (dnext[lab] >= ub):
+            tight = False
+            for j in range(k):
+                if j != lab and ub > lo[j] and ub > chd[lab * k + j]:
+                    if not tight:
+                        ub = sqrt(_sqdist(X + i * d, C + lab * d, d))
+                        lo[lab] = ub
+                        tight = True
+                    if ub > lo[j] or ub > chd[lab * k + j]:
+                        dist = sqrt(_sqdist(X + i * d, C + j * d, d))
+                        lo[j] = dist
+                        if dist < ub:
+                            lab = <int>j
+                            ub = dist
+            labels[i] = lab
+            upper[i] = ub
+        _accumulate(X + i * d, <double>w[i], d, gb + lab * d)
+        gb[k * d + lab] += <double>w[i]
+
+
+def elkan_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
+               const floating[:, ::1] centers, double[:, ::1] sums, double[::1] weights,
+               const double[:, ::1] center_half_distances,
+               const double[::1] distance_next_center, double[::1] upper,
+               double[:, ::1] lower, int[::1] labels, int n_groups, int n_threads):
+    """One Elkan pass (scikit-learn's elkan_iter_chunked_dense with update_centers),
+    accumulating sums/weights exactly as lloyd_iter does."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
+    cdef Py_ssize_t stride = _stride(k, d)
+    cdef Py_ssize_t g
+    cdef double* gbuf = <double*>calloc(n_groups * stride, sizeof(double))
+    if gbuf == NULL:
+        raise MemoryError("k-means group buffers")
+    try:
+        with nogil:
+            for g in prange(n_groups, num_threads=n_threads, schedule='dynamic'):
+                _elkan_group(&X[0, 0], &sample_weight[0], &centers[0, 0],
+                             &center_half_distances[0, 0], &distance_next_center[0],
+                             g * n // n_groups, (g + 1) * n // n_groups, k, d, &upper[0],
+                             &lower[0, 0], &labels[0], gbuf + g * stride)
+            _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
+    finally:
+        free(gbuf)
+
+
+# -------------------------------------------------------------------- k-means++
+cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize_t i1,
+                    Py_ssize_t d, Py_ssize_t t0, Py_ssize_t tn, Py_ssize_t n,
+                    const double* closest, const floating* w, double* dist_out,
+                    double* pot) noexcept nogil:
+    """Rows [i0, i1) against trials t0..t0+tn (tn <= TT), candidates transposed in
+    ct[f * TT + jj]: all trial distances of a row in one sweep of its features."""
+    cdef double acc[TT]
+    cdef double p[TT]
+    cdef double xf, t, dv
+    cdef Py_ssize_t i, f, jj
+    for jj in range(TT):
+        p[jj] = 0.0
+    for i in range(i0, i1):
+        for jj in range(TT):
+            acc[jj] = 0.0
+        for f in range(d):
+            xf = <double>X[i * d + f]
+            for jj in range(TT):
+                t = xf - ct[f * TT + jj]
+                acc[jj] += t * t
+        for jj in range(tn):
+            dv = acc[jj] if acc[jj] < closest[i] else closest[i]
+            dist_out[(t0 + jj) * n + i] = dv
+            p[jj] += <double>w[i] * dv
+    for jj in range(tn):
+        pot[jj] = p[jj]
+
+
+def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
+                    const double[::1] closest, const floating[::1] sample_weight,
+                    double[:, ::1] dist_out, int n_threads):
+    """dist_out[j, i] = min(closest[i], ||x_i - X[candidates[j]]||^2); returns the
+    potentials sum_i w_i dist_out[j, i] (chunk partials added in chunk order)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], t = candidates.shape[0]
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef Py_ssize_t ch, t0, tn, f, jj, c
+    cdef double[:, ::1] part = np.zeros((n_chunks, t))
+    cdef double[::1] ct = np.zeros(d * TT)
+    pots = np.zeros(t)
+    cdef double[::1] pv = pots
+    cdef const floating* xp = &X[0, 0]
+    for t0 in range(0, t, TT):
+        tn = min(<Py_ssize_t>TT, t - t0)
+        for f in range(d):
+            for jj in range(TT):
+                # padded trials repeat the last candidate; their results are dropped
+                c = candidates[t0 + min(jj, tn - 1)]
+                ct[f * TT + jj] = <double>X[c, f]
+        with nogil:
+            for ch in prange(n_chunks, num_threads=n_threads, schedule='dynamic'):
+                _pp_chunk(xp, &ct[0], ch * CHUNK, min((ch + 1) * CHUNK, n), d, t0, tn, n,
+                          &closest[0], &sample_weight[0], &dist_out[0, 0], &part[ch, t0])
+    for ch in range(n_chunks):
+        for jj in range(t):
+            pv[jj] += part[ch, jj]
+    return pots
+
+
+# ------------------------------------------------------------------- mini-batch
+def minibatch_update(const floating[:, ::1] X, const floating[::1] sample_weight,
+                     const floating[:, ::1] centers_old, floating[:, ::1] centers_new,
+                     floating[::1] weight_sums, const int[::1] labels, int n_threads):
+    """scikit-learn's _minibatch_update_dense, parallel over centres, float64 inside."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers_old.shape[0]
+    cdef Py_ssize_t j, i, f
+    cdef double wsum, total
+    cdef double* acc
+    with nogil, parallel(num_threads=n_threads):
+        acc = <double*>malloc(d * sizeof(double))
+        for j in prange(k, schedule='dynamic'):
+            wsum = 0.0
+            for f in range(d):
+                acc[f] = 0.0
+            for i in range(n):
+                if labels[i] == j:
+                    wsum = wsum + <double>sample_weight[i]
+                    _accumulate(&X[i, 0], <double>sample_weight[i], d, acc)
+            if wsum > 0.0:
+                total = <double>weight_sums[j] + wsum
+                for f in range(d):
+                    centers_new[j, f] = <floating>(
+                        (<double>centers_old[j, f] * <double>weight_sums[j] + acc[f]) / total)
+                weight_sums[j] = <floating>total
+            else:
+                for f in range(d):
+                    centers_new[j, f] = centers_old[j, f]
+        free(acc)
