@@ -1,0 +1,325 @@
+"""K-means: every backend against the naive loops and scikit-learn, determinism, bad input."""
+
+import numpy as np
+import pytest
+
+import fastla
+from conftest import op_backend
+from fastla import _backend
+from fastla._kernels import _naive
+from fastla.kmeans import _minibatch_step
+
+sklearn_cluster = pytest.importorskip("sklearn.cluster")
+
+
+def _blobs(n, d, k, dtype, seed=0, spread=0.6):
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-10, 10, size=(k, d))
+    X = centres[rng.integers(0, k, n)] + spread * rng.standard_normal((n, d))
+    return X.astype(dtype)
+
+
+def _size(backend):
+    # the python loops and the CUDA simulator are slow: tiny inputs there
+    return (61, 5, 4) if backend in ("python", "cuda") else (1037, 13, 7)
+
+
+def _tol(dtype):
+    return dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+
+
+# ------------------------------------------------------------------- assignment
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_assign_matches_naive(backend, dtype, layout):
+    op_backend("kmeans_assign", backend)
+    n, d, k = _size(backend)
+    base = _blobs(n, 2 * d, k, dtype)
+    X = {"C": np.ascontiguousarray(base[:, :d]), "F": np.asfortranarray(base[:, :d]),
+         "strided": base[:, ::2]}[layout]
+    C = X[:: max(1, n // k)][:k] + 0.25
+    labels, sq = fastla.kmeans_assign(X, C, backend=backend)
+    assert labels.dtype == np.int32 and sq.dtype == dtype and labels.shape == (n,)
+    ref_l = np.empty(n, np.int32)
+    ref_d = np.empty(n)
+    _naive.kmeans_assign(np.asarray(X, np.float64), np.asarray(C, np.float64), ref_l, ref_d, 1)
+    np.testing.assert_array_equal(labels, ref_l)
+    np.testing.assert_allclose(sq, ref_d, **_tol(dtype))
+    assert (sq >= 0).all()
+
+
+def test_assign_weighted_and_empty(backend, dtype):
+    op_backend("kmeans_assign", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype)
+    w = np.linspace(0.5, 2.0, n)
+    _, sq = fastla.kmeans_assign(X, X[:k], backend=backend)
+    _, sqw = fastla.kmeans_assign(X, X[:k], sample_weight=w, backend=backend)
+    np.testing.assert_allclose(sqw, sq * w.astype(dtype), **_tol(dtype))
+    lab, dist = fastla.kmeans_assign(np.empty((0, d), dtype), X[:k], backend=backend)
+    assert lab.shape == (0,) and dist.shape == (0,)
+
+
+def test_assign_matches_sklearn_predict(dtype):
+    X = _blobs(5003, 32, 20, dtype, seed=3)
+    km = sklearn_cluster.KMeans(20, n_init=1, random_state=0, max_iter=5).fit(X)
+    labels, _ = fastla.kmeans_assign(X, km.cluster_centers_.astype(dtype))
+    np.testing.assert_array_equal(labels, km.predict(X))
+
+
+# --------------------------------------------------------------- kernel level
+def _kernels(backend):
+    return lambda attr: _backend.entry("kmeans", backend, attr)
+
+
+def test_lloyd_iter_sums_match_naive(backend, dtype):
+    op_backend("kmeans", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=1)
+    w = np.random.default_rng(1).uniform(0.1, 2, n).astype(dtype)
+    C = np.ascontiguousarray(X[:k])
+    sums, weights, labels = np.empty((k, d)), np.empty(k), np.empty(n, np.int32)
+    _kernels(backend)("lloyd_iter")(X, w, C, sums, weights, labels, 3, 2)
+    rs, rw, rl = np.empty((k, d)), np.empty(k), np.empty(n, np.int32)
+    _naive.lloyd_iter(X.astype(np.float64), w.astype(np.float64), C.astype(np.float64), rs,
+                      rw, rl, 1, 1)
+    np.testing.assert_array_equal(labels, rl)
+    np.testing.assert_allclose(sums, rs, rtol=1e-6 if dtype == np.float32 else 1e-12,
+                               atol=1e-6)
+    np.testing.assert_allclose(weights, rw, rtol=1e-6)
+
+
+@pytest.mark.parametrize("t", [1, 7, 11])
+def test_plusplus_trials_match_naive(backend, dtype, t):
+    op_backend("kmeans_plusplus", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=2)
+    w = np.ones(n, dtype)
+    rng = np.random.default_rng(t)
+    cand = rng.integers(0, n, t).astype(np.intp)
+    closest = rng.uniform(0, 50, n)
+    dist, ref = np.empty((t, n)), np.empty((t, n))
+    pots = _backend.entry("kmeans_plusplus", backend, "plusplus_trials")(
+        X, cand, closest, w, dist, 2)
+    rp = _naive.plusplus_trials(X, cand, closest, w, ref, 1)
+    np.testing.assert_allclose(dist, ref, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(pots, rp, rtol=1e-10)
+
+
+def test_minibatch_update_matches_naive(backend, dtype):
+    op_backend("minibatch_kmeans", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=4)
+    w = np.random.default_rng(4).uniform(0.1, 2, n).astype(dtype)
+    C = np.ascontiguousarray(X[:k] + 1)
+    C[-1] = 1e6  # a centre that gets no sample this batch
+    ws = np.arange(1, k + 1, dtype=dtype)
+    new, ws1 = np.empty_like(C), ws.copy()
+    labels, inertia = _minibatch_step(X, w, C, new, ws1, backend=backend)
+    ref, ws2 = np.empty((k, d)), ws.astype(np.float64)
+    _naive.minibatch_update(X, w, C, ref, ws2, labels, 1)
+    np.testing.assert_allclose(new, ref, **_tol(dtype))
+    np.testing.assert_allclose(ws1, ws2, **_tol(dtype))
+    assert new.dtype == dtype
+    np.testing.assert_array_equal(new[-1], C[-1])
+    _, sq = fastla.kmeans_assign(X, C, sample_weight=w)
+    assert inertia == pytest.approx(float(sq.astype(np.float64).sum()), rel=1e-5)
+
+
+# ------------------------------------------------------------ full algorithm
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_matches_sklearn(backend, dtype, weighted):
+    op_backend("kmeans", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=5, spread=2.0)
+    w = np.random.default_rng(5).uniform(0.2, 3, n) if weighted else None
+    init = np.ascontiguousarray(X[:k])
+    res = fastla.kmeans(X, k, init=init, sample_weight=w, backend=backend)
+    sk = sklearn_cluster.KMeans(k, init=init, n_init=1).fit(X, sample_weight=w)
+    assert res.centers.dtype == dtype and res.labels.dtype == np.int32
+    np.testing.assert_array_equal(res.labels, sk.labels_)
+    np.testing.assert_allclose(res.centers, sk.cluster_centers_,
+                               **(dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else
+                                  dict(rtol=1e-10, atol=1e-10)))
+    assert res.inertia == pytest.approx(sk.inertia_, rel=1e-4 if dtype == np.float32 else 1e-10)
+    assert res.n_iter == sk.n_iter_
+
+
+def test_kmeans_matches_seed_loop(backend):
+    op_backend("kmeans", backend)
+    X = _blobs(40, 3, 3, np.float64, seed=6, spread=1.5)
+    init = X[:3].copy()
+    ref_c, ref_l = _naive.kmeans_seed(X, init, 30)
+    res = fastla.kmeans(X, 3, init=init, tol=0.0, max_iter=30, backend=backend)
+    np.testing.assert_array_equal(res.labels, ref_l)
+    np.testing.assert_allclose(res.centers, ref_c, rtol=1e-12, atol=1e-12)
+
+
+def test_elkan_equals_lloyd(backend, dtype):
+    op_backend("kmeans", backend)
+    if backend == "cuda":
+        pytest.skip("elkan has no cuda kernel (checked in test_bad_input)")
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k + 3, dtype, seed=7, spread=3.0)
+    w = np.random.default_rng(7).uniform(0.5, 1.5, n)
+    a = fastla.kmeans(X, k, sample_weight=w, random_state=1, algorithm="lloyd", backend=backend)
+    b = fastla.kmeans(X, k, sample_weight=w, random_state=1, algorithm="elkan", backend=backend)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.centers, b.centers, **_tol(dtype))
+    assert a.n_iter == b.n_iter
+
+
+@pytest.mark.parametrize("algorithm", ["lloyd", "elkan"])
+def test_deterministic_whatever_the_thread_count(backend, algorithm):
+    op_backend("kmeans", backend)
+    if backend in ("python", "cuda"):
+        pytest.skip("single-threaded reference / GPU atomics (documented as not bitwise)")
+    X = _blobs(20011, 9, 12, np.float32, seed=8, spread=4.0)
+    w = np.random.default_rng(8).uniform(0.5, 1.5, X.shape[0])
+    runs = [fastla.kmeans(X, 12, sample_weight=w, random_state=3, n_init=2, tol=0,
+                          max_iter=15, algorithm=algorithm, backend=backend, n_threads=t)
+            for t in (1, 2, 3)]
+    for r in runs[1:]:
+        np.testing.assert_array_equal(r.labels, runs[0].labels)
+        assert r.centers.tobytes() == runs[0].centers.tobytes()
+        assert r.inertia == runs[0].inertia
+
+
+def test_backends_agree_on_a_full_fit(dtype):
+    X = _blobs(3001, 6, 5, dtype, seed=9, spread=2.5)
+    results = {b: fastla.kmeans(X, 5, random_state=0, backend=b)
+               for b in fastla.available_backends("kmeans") if b in ("cython", "numba")}
+    first = next(iter(results.values()))
+    for r in results.values():
+        np.testing.assert_array_equal(r.labels, first.labels)
+        np.testing.assert_allclose(r.centers, first.centers, **_tol(dtype))
+
+
+def test_plusplus_draws_as_sklearn(backend, dtype):
+    op_backend("kmeans_plusplus", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=10, spread=3.0)
+    w = np.random.default_rng(10).uniform(0.5, 1.5, n).astype(dtype)
+    centers, idx = fastla.kmeans_plusplus(X, k, sample_weight=w, random_state=42,
+                                          backend=backend)
+    sk_c, sk_idx = sklearn_cluster.kmeans_plusplus(X, k, sample_weight=w, random_state=42)
+    np.testing.assert_array_equal(idx, sk_idx)
+    np.testing.assert_array_equal(centers, X[idx])
+    assert centers.dtype == dtype
+
+
+def test_random_init_and_n_init(dtype):
+    X = _blobs(2000, 4, 6, dtype, seed=11, spread=1.0)
+    res = fastla.kmeans(X, 6, init="random", random_state=0)
+    sk = sklearn_cluster.KMeans(6, init="random", n_init=10, random_state=0).fit(X)
+    assert res.inertia == pytest.approx(sk.inertia_, rel=1e-3)
+    res1 = fastla.kmeans(X, 6, init=lambda X, k, random_state: X[:k], n_init=1)
+    assert np.unique(res1.labels).size == 6
+
+
+def test_empty_cluster_relocated_as_sklearn(dtype):
+    X = _blobs(500, 3, 4, dtype, seed=12)
+    init = np.ascontiguousarray(np.vstack([X[:3], np.full((1, 3), 1e4)]).astype(dtype))
+    res = fastla.kmeans(X, 4, init=init)
+    sk = sklearn_cluster.KMeans(4, init=init, n_init=1).fit(X)
+    np.testing.assert_array_equal(res.labels, sk.labels_)
+    np.testing.assert_allclose(res.centers, sk.cluster_centers_, **_tol(dtype))
+    assert np.unique(res.labels).size == 4
+
+
+def test_tol_stops_like_sklearn():
+    X = _blobs(3000, 8, 10, np.float64, seed=13, spread=5.0)
+    init = X[:10].copy()
+    res = fastla.kmeans(X, 10, init=init, tol=1e-2)
+    sk = sklearn_cluster.KMeans(10, init=init, n_init=1, tol=1e-2).fit(X)
+    assert res.n_iter == sk.n_iter_
+    np.testing.assert_array_equal(res.labels, sk.labels_)
+
+
+def test_verbose_prints_progress(capsys):
+    X = _blobs(300, 2, 3, np.float64, seed=14)
+    fastla.kmeans(X, 3, random_state=0, verbose=True)
+    out = capsys.readouterr().out
+    assert "Iteration 0, inertia" in out and "Converged at iteration" in out
+
+
+def test_copy_x_false_restores_input():
+    X = _blobs(300, 3, 3, np.float64, seed=15)
+    before = X.copy()
+    a = fastla.kmeans(X, 3, random_state=0, copy_x=False)
+    b = fastla.kmeans(before, 3, random_state=0)
+    np.testing.assert_allclose(X, before, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_duplicates_and_constant_data():
+    X = np.repeat(np.array([[0.0, 1.0], [5.0, 5.0], [9.0, -1.0]]), 50, axis=0)
+    res = fastla.kmeans(X, 3, random_state=0)
+    # (X is centred before fitting, so the centres carry rounding of about 1e-15)
+    assert res.inertia < 1e-20 and np.unique(res.labels).size == 3
+    const = np.ones((100, 4), np.float32)
+    res = fastla.kmeans(const, 1)
+    assert res.inertia == 0.0
+    np.testing.assert_array_equal(res.centers, const[:1])
+    for algorithm in ("lloyd", "elkan"):
+        res = fastla.kmeans(X, 2, random_state=0, algorithm=algorithm)
+        assert np.unique(res.labels).size == 2
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda X: fastla.kmeans(X[:, 0], 3), ValueError, "2-D"),
+    (lambda X: fastla.kmeans(X, 0), ValueError, "n_clusters must be >= 1"),
+    (lambda X: fastla.kmeans(X, 51), ValueError, "n_samples=50 should be >= n_clusters=51"),
+    (lambda X: fastla.kmeans(X, 2.5), TypeError, "n_clusters must be an int"),
+    (lambda X: fastla.kmeans(X, 3, sample_weight=-np.ones(50)), ValueError, "non-negative"),
+    (lambda X: fastla.kmeans(X, 3, sample_weight=np.ones(49)), ValueError, "49 elements"),
+    (lambda X: fastla.kmeans(X, 3, sample_weight=np.zeros(50)), ValueError, "zero everywhere"),
+    (lambda X: fastla.kmeans(X, 3, init=np.ones((2, 4))), ValueError, r"expected \(3, 4\)"),
+    (lambda X: fastla.kmeans(X, 3, init="kmeans++"), ValueError, "init="),
+    (lambda X: fastla.kmeans(X, 3, algorithm="full"), ValueError, "algorithm="),
+    (lambda X: fastla.kmeans(X, 3, max_iter=0), ValueError, "max_iter"),
+    (lambda X: fastla.kmeans(X, 3, tol=-1.0), ValueError, "tol"),
+    (lambda X: fastla.kmeans(X, 3, n_init=0), ValueError, "n_init"),
+    (lambda X: fastla.kmeans(np.where(X > 0.9, np.nan, X), 3), ValueError, "NaN"),
+    (lambda X: fastla.kmeans(np.where(X > 0.9, np.inf, X), 3), ValueError, "inf"),
+    (lambda X: fastla.kmeans(np.empty((0, 4)), 3), ValueError, "n_samples=0"),
+    (lambda X: fastla.kmeans(np.empty((5, 0)), 1), ValueError, "0 features"),
+    (lambda X: fastla.kmeans_assign(X, np.ones((3, 5))), ValueError, "features"),
+    (lambda X: fastla.kmeans_assign(X, np.empty((0, 4))), ValueError, "empty"),
+    (lambda X: fastla.kmeans_plusplus(X, 51), ValueError, "n_clusters=51"),
+    (lambda X: fastla.kmeans_plusplus(X, 3, n_local_trials=0), ValueError, "n_local_trials"),
+    (lambda X: fastla.kmeans(X, 3, backend="nope"), fastla.BackendError, "unknown backend"),
+])
+def test_bad_input(call, exc, match):
+    X = np.random.default_rng(0).random((50, 4))
+    with pytest.raises(exc, match=match):
+        call(X)
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random", "array"])
+def test_fewer_distinct_points_than_clusters(init):
+    X = np.repeat(np.eye(3), 10, axis=0)
+    kw = {"init": np.eye(4, 3) if init == "array" else init, "random_state": 0}
+    with pytest.raises(ValueError, match="only 3 distinct points"):
+        fastla.kmeans(X, 4, **kw)
+
+
+def test_elkan_needs_no_cuda():
+    if "cuda" not in fastla.available_backends("kmeans"):
+        pytest.skip("cuda backend not available here")
+    with pytest.raises(fastla.BackendError, match="elkan"):
+        fastla.kmeans(np.random.rand(20, 2), 2, algorithm="elkan", backend="cuda")
+
+
+@pytest.mark.cuda
+def test_cuda_assign_device_arrays_in_and_out(dtype):
+    op_backend("kmeans_assign", "cuda")
+    from numba import cuda
+
+    X = _blobs(61, 5, 4, dtype, seed=16)
+    C = np.ascontiguousarray(X[:4])
+    labels, sq = fastla.kmeans_assign(cuda.to_device(X), cuda.to_device(C))
+    assert hasattr(labels, "__cuda_array_interface__")
+    ref_l, ref_d = fastla.kmeans_assign(X, C, backend="cython")
+    np.testing.assert_array_equal(labels.copy_to_host(), ref_l)
+    np.testing.assert_allclose(sq.copy_to_host(), ref_d, **_tol(dtype))
