@@ -45,3 +45,12 @@ __all__ = [
     "kmeans_assign",
     "kmeans_plusplus",
 ]
+
+
+def __getattr__(name):
+    # scikit-learn estimators, imported on first access (scikit-learn is optional)
+    if name in ("KMeans", "MiniBatchKMeans"):
+        from . import _kmeans_estimators
+
+        return getattr(_kmeans_estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
