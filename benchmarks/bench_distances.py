@@ -120,6 +120,30 @@ class NearestNeighborsVsFaiss:
     track_speedup_vs_faiss.unit = "x"
 
 
+class NearestNeighborsCosineOverEuclidean:
+    """Time of the k=10 cosine search / the euclidean one (issue 3: at most 1.2)."""
+
+    params = (BACKENDS,)
+    param_names = ["backend"]
+    timeout = 600
+    q, base = sizes((1000, 10000), (20000, 100000))
+
+    def setup(self, backend):
+        require_backend("nearest_neighbors", backend)
+        self.X, self.Y = data(self.q, self.base, 64, "float32", 3)
+        for metric in ("euclidean", "cosine"):
+            fastla.nearest_neighbors(self.X[:4], self.Y[:50], k=10, metric=metric,
+                                     backend=backend)
+
+    def track_cosine_over_euclidean(self, backend):
+        t = {m: best_time(lambda: fastla.nearest_neighbors(self.X, self.Y, k=10, metric=m,
+                                                           backend=backend), 2)
+             for m in ("euclidean", "cosine")}
+        return t["cosine"] / t["euclidean"]
+
+    track_cosine_over_euclidean.unit = "ratio"
+
+
 class RBFKernel:
     params = (BACKENDS, ["float32", "float64"])
     param_names = ["backend", "dtype"]

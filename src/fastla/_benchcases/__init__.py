@@ -5,10 +5,11 @@ One module per operation (``distances.py``, ``conv.py``, ...) exposing
 :data:`MODULES`, so adding an operation means adding its module name here.
 """
 
+import contextlib
 import dataclasses
 from typing import Any, Callable, Optional
 
-MODULES = ("distances", "conv", "mf")
+MODULES = ("distances", "conv", "mf", "kmeans")
 
 
 @dataclasses.dataclass
@@ -81,3 +82,36 @@ def module_available(name):
         return None
     except Exception as exc:
         return f"{name} is not installed ({type(exc).__name__})"
+
+
+@contextlib.contextmanager
+def peer_threads(n_threads=None):
+    """Run peer libraries on the thread count fastla uses (``n_threads`` resolved as
+    fastla resolves it): BLAS and OpenMP pools through threadpoolctl (scikit-learn,
+    SciPy, NumPy's GEMM, faiss's OpenMP), plus ``cv2.setNumThreads`` and
+    ``faiss.omp_set_num_threads`` when those modules are loaded. Restores them after.
+    """
+    import sys
+
+    from .._threads import effective_n_threads
+
+    n = effective_n_threads(n_threads)
+    cv2 = sys.modules.get("cv2")
+    faiss = sys.modules.get("faiss")
+    old_cv2 = cv2.getNumThreads() if cv2 is not None else None
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=n)
+    except Exception:  # pragma: no cover - threadpoolctl is a dependency
+        limiter = contextlib.nullcontext()
+    with limiter:
+        if cv2 is not None:
+            cv2.setNumThreads(n)
+        if faiss is not None:
+            faiss.omp_set_num_threads(n)
+        try:
+            yield n
+        finally:
+            if cv2 is not None:
+                cv2.setNumThreads(old_cv2)

@@ -15,6 +15,8 @@ from . import Case, Peer, module_available
 
 ML1M = dict(n_users=6040, n_items=3706, n_ratings=1_000_000)
 ML100K = dict(n_users=943, n_items=1682, n_ratings=100_000)
+#: issue 6's GPU target: 20,000,000 ratings (MovieLens-20M's user and item counts)
+ML20M = dict(n_users=138_493, n_items=26_744, n_ratings=20_000_000)
 
 
 def synthetic_ratings(n_users, n_items, n_ratings, rank=10, noise=0.9, seed=0):
@@ -86,12 +88,12 @@ def fastla_fit(train, backend, n_threads, n_epochs=20, n_factors=100, dtype=np.f
                                n_threads=n_threads, **kw).fit(train)
 
 
-def _case(shape, title, quick, dtype=np.float32, peers=True):
-    n_epochs, k = 20, 100
+def _case(shape, title, quick, dtype=np.float32, peers=True, k=100, test_fraction=0.1):
+    n_epochs = 20
 
     def setup():
         u, i, r = synthetic_ratings(**shape)
-        train, test = split(u, i, r)
+        train, test = split(u, i, r, test_fraction)
         data = {"train": train, "test": test}
         if peers and module_available("surprise") is None:
             data["surprise_trainset"] = surprise_trainset(train)
@@ -110,7 +112,7 @@ def _case(shape, title, quick, dtype=np.float32, peers=True):
     def surprise_run(data):
         return surprise_fit(data["surprise_trainset"], n_epochs, k)
 
-    n_train = shape["n_ratings"] - int(shape["n_ratings"] * 0.1)
+    n_train = shape["n_ratings"] - int(shape["n_ratings"] * test_fraction)
     return Case(
         op="sgd_mf", title=title, setup=setup, run=run, work=float(n_epochs * n_train),
         unit="Mupdates/s", naive_setup=naive_setup, naive_run=naive_run,
@@ -152,13 +154,21 @@ def _seed_case():
 
 
 def cases(quick):
-    """``quick``: the MovieLens-100k-shaped set only (f32), no Surprise peer."""
+    """``quick``: the MovieLens-100k-shaped set only (f32), no Surprise peer. With a
+    CUDA backend present the full run adds issue 6's GPU target (20,000,000 ratings,
+    all trained on, k=128, 20 epochs; every backend runs it, no peer)."""
     if quick:
         return [_case(ML100K, "MF ml100k-like k=100 20ep f32", quick, peers=False),
                 _seed_case()]
-    return [
+    out = [
         _case(ML1M, "MF ml1m-like k=100 20ep f32", quick),
         _case(ML1M, "MF ml1m-like k=100 20ep f64", quick, dtype=np.float64, peers=False),
         _case(ML100K, "MF ml100k-like k=100 20ep f32", quick),
         _seed_case(),
     ]
+    import fastla
+
+    if "cuda" in fastla.available_backends("sgd_mf"):
+        out.append(_case(ML20M, "MF 20M synthetic k=128 20ep f32", quick, peers=False,
+                         k=128, test_fraction=0.0))
+    return out
