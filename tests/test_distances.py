@@ -261,3 +261,13 @@ def test_cuda_device_arrays_in_and_out(rng):
     np.testing.assert_allclose(D.copy_to_host(), cdist(X, X), rtol=1e-5, atol=1e-5)
     d, i = fastla.nearest_neighbors(dX, k=2)
     np.testing.assert_array_equal(i.copy_to_host(), _ref_knn(X, X, 2, "euclidean", True)[1])
+
+
+def test_read_only_inputs(backend):
+    op_backend("pairwise_distances", backend)
+    X = np.random.default_rng(1).random((9, 5))
+    X.setflags(write=False)
+    D = fastla.pairwise_distances(X, X, backend=backend)
+    np.testing.assert_allclose(D, cdist(X, X), atol=1e-12)
+    _, idx = fastla.nearest_neighbors(X, k=2, backend=backend)
+    assert idx.shape == (9, 2)

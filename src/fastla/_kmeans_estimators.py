@@ -39,7 +39,7 @@ except ImportError as exc:  # pragma: no cover - scikit-learn < 1.6
 
 from . import _backend
 # ``fastla.kmeans`` the attribute is the function; the module is reached by name
-from .kmeans import _minibatch_step, kmeans, kmeans_assign, kmeans_plusplus
+from .kmeans import _kmeans_plusplus, _minibatch_step, kmeans, kmeans_assign
 from .distances import pairwise_distances
 
 __all__ = ["KMeans", "MiniBatchKMeans"]
@@ -179,15 +179,18 @@ class _BaseKMeans(
         random stream for the same ``random_state``)."""
         n_samples = X.shape[0]
         k = self.n_clusters
-        if init_size is not None and init_size < n_samples:
+        subsampled = init_size is not None and init_size < n_samples
+        if subsampled:
             init_indices = random_state.randint(0, n_samples, init_size)
             X = X[init_indices]
             sample_weight = sample_weight[init_indices]
             n_samples = X.shape[0]
         if isinstance(init, str) and init == "k-means++":
-            centers, _ = kmeans_plusplus(
+            # on an init_size subsample, duplicates say nothing about the full data
+            centers, _ = _kmeans_plusplus(
                 X, k, sample_weight=sample_weight, random_state=random_state,
                 backend=self._host_backend("kmeans_plusplus"), n_threads=self.n_threads,
+                strict=not subsampled,
             )
         elif isinstance(init, str) and init == "random":
             seeds = random_state.choice(n_samples, size=k, replace=False,
@@ -319,11 +322,6 @@ class _BaseKMeans(
 
     def _transform(self, X):
         Xc, centers = self._centers_for(X)
-        # the Cython distance kernel takes writeable buffers only (read-only memmaps)
-        if not Xc.flags.writeable:
-            Xc = Xc.copy()
-        if not centers.flags.writeable:
-            centers = centers.copy()
         return pairwise_distances(Xc, centers, backend=self.backend,
                                   n_threads=self.n_threads)
 

@@ -153,9 +153,11 @@ def check_array(
 
 
 def check_same_columns(X, Y, *, names=("X", "Y")):
-    if X.shape[-1] != Y.shape[-1]:
+    # (indexed from the front: the CUDA simulator's device arrays take no -1)
+    fx, fy = X.shape[len(X.shape) - 1], Y.shape[len(Y.shape) - 1]
+    if fx != fy:
         raise ValueError(
-            f"{names[0]} has {X.shape[-1]} features but {names[1]} has {Y.shape[-1]}; "
+            f"{names[0]} has {fx} features but {names[1]} has {fy}; "
             "they must have the same number of columns"
         )
 

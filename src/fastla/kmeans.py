@@ -196,6 +196,16 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None,
         ``n_clusters`` outside [1, n_samples], or X with fewer distinct points than
         ``n_clusters``.
     """
+    return _kmeans_plusplus(X, n_clusters, sample_weight, random_state, n_local_trials,
+                            backend, n_threads, check_finite)
+
+
+def _kmeans_plusplus(X, n_clusters, sample_weight=None, random_state=None,
+                     n_local_trials=None, backend=None, n_threads=None, check_finite=None,
+                     strict=True):
+    """:func:`kmeans_plusplus`; ``strict=False`` seeds past the point where every
+    sample coincides with a centre (scikit-learn's behaviour, for seeding on a
+    subsample whose duplicates say nothing about the full data)."""
     X = _check_X(X, check_finite)
     k = _check_n_clusters(n_clusters, X.shape[0])
     w = _check_weights(sample_weight, X.shape[0], X.dtype)
@@ -203,7 +213,8 @@ def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None,
         n_local_trials = _v.check_int(n_local_trials, name="n_local_trials", minimum=1)
     b = _resolve("kmeans_plusplus", backend, (X,))
     rs = _v.check_random_state(random_state)
-    return _plusplus(X, k, w, rs, n_local_trials, b, _threads.effective_n_threads(n_threads))
+    return _plusplus(X, k, w, rs, n_local_trials, b, _threads.effective_n_threads(n_threads),
+                     strict)
 
 
 def _check_n_clusters(n_clusters, n):
@@ -213,7 +224,7 @@ def _check_n_clusters(n_clusters, n):
     return k
 
 
-def _plusplus(X, k, w, rs, n_local_trials, b, n_threads):
+def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
     n = X.shape[0]
     t = n_local_trials or 2 + int(np.log(k))
     _v.check_alloc((t, n), np.float64, what="the k-means++ trial distances")
@@ -229,7 +240,7 @@ def _plusplus(X, k, w, rs, n_local_trials, b, n_threads):
     w64 = w.astype(np.float64)
     cum = np.empty(n)
     for c in range(1, k):
-        if not pot > 0.0:
+        if strict and not pot > 0.0:
             raise ValueError(
                 f"X has only {c} distinct points (with non-zero weight), fewer than "
                 f"n_clusters={k}; lower n_clusters")

@@ -248,8 +248,8 @@ def uses_gemm(int metric, int d):
     return False
 
 
-def _pairwise(floating[:, ::1] X, floating[:, ::1] Y, floating[:, ::1] Xo,
-              floating[:, ::1] Yo, floating[:, ::1] out, int metric, double p, double gamma,
+def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
+              const floating[:, ::1] Yo, floating[:, ::1] out, int metric, double p, double gamma,
               bint same, double recompute, int n_threads):
     """Fill ``out[i, j]`` with the distance (or RBF value) between X[i] and Y[j]. IN: X
     (m, d), Y (n, d); OUT: out (m, n). ``same``: Y is X (exact zeros on the diagonal)."""
@@ -329,7 +329,8 @@ cdef inline void _push(double* dist, Py_ssize_t* idx, int k, double dv, Py_ssize
     idx[pos] = iv
 
 
-def _nn(floating[:, ::1] X, floating[:, ::1] Y, floating[:, ::1] Xo, floating[:, ::1] Yo,
+def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
+        const floating[:, ::1] Yo,
         int k, int metric, double p, bint same, floating[:, ::1] out_dist, Py_ssize_t[:, ::1] out_idx,
                       int n_threads):
     """For each X row, the k nearest Y rows (sorted; ties to the lower index), without
