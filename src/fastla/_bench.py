@@ -16,6 +16,8 @@ import time
 
 import numpy as np
 
+from ._benchcases import peer_threads
+
 
 def add_parser(sub):
     p = sub.add_parser("bench", help="benchmark every operation against the naive loop "
@@ -122,7 +124,8 @@ def run_case(case, *, quick, repeat, n_threads, ceilings, tick=lambda s: None):
             row["skipped"][peer.name] = why
             continue
         tick(f"{case.title}: {peer.name}")
-        t = best_time(lambda: peer.run(data), repeat)
+        with peer_threads(n_threads):  # the peer gets the same thread count
+            t = best_time(lambda: peer.run(data), repeat)
         row["peers"][peer.name] = {"time": t, "throughput": case.work / t / scale}
     if case.naive_run is not None:
         tick(f"{case.title}: naive loop")
