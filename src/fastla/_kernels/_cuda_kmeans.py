@@ -22,6 +22,7 @@ from numba import cuda
 
 from .. import _cuda
 from . import _numba_common  # noqa: F401  (numba settings)
+from . import _numba_kmeans
 from ._cuda_distances import _to_device
 
 CHUNK = 256  # rows per inertia chunk (part of the result's definition)
@@ -31,30 +32,9 @@ else:
     TPB, CT, FT = 128, 32, 32
 
 
-@cuda.jit(device=True)
-def _sqdist(X, i, C, j):
-    """sum((X[i] - C[j])^2) in float64, four partial sums (the CPU kernels' order)."""
-    d = X.shape[1]
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    s3 = 0.0
-    f = 0
-    while f + 4 <= d:
-        t = np.float64(X[i, f]) - np.float64(C[j, f])
-        s0 += t * t
-        t = np.float64(X[i, f + 1]) - np.float64(C[j, f + 1])
-        s1 += t * t
-        t = np.float64(X[i, f + 2]) - np.float64(C[j, f + 2])
-        s2 += t * t
-        t = np.float64(X[i, f + 3]) - np.float64(C[j, f + 3])
-        s3 += t * t
-        f += 4
-    while f < d:
-        t = np.float64(X[i, f]) - np.float64(C[j, f])
-        s0 += t * t
-        f += 1
-    return (s0 + s1) + (s2 + s3)
+# sum((X[i] - C[j])^2) in float64: the very Python function of the Numba CPU kernels,
+# compiled as a device function, so both backends sum in the same order
+_sqdist = cuda.jit(device=True)(_numba_kmeans._sqdist.py_func)
 
 
 @cuda.jit
