@@ -39,7 +39,8 @@ except ImportError as exc:  # pragma: no cover - scikit-learn < 1.6
 
 from . import _backend
 # ``fastla.kmeans`` the attribute is the function; the module is reached by name
-from .kmeans import _kmeans_plusplus, _minibatch_step, kmeans, kmeans_assign
+from .kmeans import (_check_weights, _kmeans_plusplus, _minibatch_step, _tolerance, kmeans,
+                     kmeans_assign)
 from .distances import pairwise_distances
 
 __all__ = ["KMeans", "MiniBatchKMeans"]
@@ -65,28 +66,9 @@ def _is_arraylike_not_scalar(x):
 
 
 def _check_sample_weight(sample_weight, X):
-    """``sample_weight`` as a C-contiguous (n_samples,) array of X's dtype."""
-    n = X.shape[0]
-    if sample_weight is None:
-        return np.ones(n, dtype=X.dtype)
-    if isinstance(sample_weight, numbers.Number):
-        return np.full(n, sample_weight, dtype=X.dtype)
-    sw = check_array(sample_weight, accept_sparse=False, ensure_2d=False, dtype=X.dtype,
-                     order="C", input_name="sample_weight")
-    if sw.ndim != 1:
-        raise ValueError(f"sample_weight must be 1D array or scalar, got shape {sw.shape}")
-    if sw.shape != (n,):
-        raise ValueError(f"sample_weight.shape == {sw.shape}, expected {(n,)}!")
-    if sw.size and sw.min() < 0:
-        raise ValueError("sample_weight must be non-negative")
-    return sw
-
-
-def _tolerance(X, tol):
-    """scikit-learn's data-dependent tolerance: ``tol`` times the mean feature variance."""
-    if tol == 0:
-        return 0.0
-    return float(np.mean(np.var(X, axis=0))) * tol
+    """``sample_weight`` as a C-contiguous (n_samples,) array of X's dtype (fastla's rule:
+    finite, non-negative, not all zero)."""
+    return _check_weights(sample_weight, X.shape[0], X.dtype)
 
 
 class _BaseKMeans(

@@ -52,6 +52,8 @@ def _check_weights(sample_weight, n, dtype):
     if sample_weight is None:
         return np.ones(n, dtype=dtype)
     if isinstance(sample_weight, numbers.Number):
+        if not np.isfinite(sample_weight):
+            raise ValueError("sample_weight contains NaN or infinity")
         w = np.full(n, sample_weight, dtype=dtype)
     else:
         w = _v.check_array(sample_weight, name="sample_weight", ndim=1, dtype=dtype,
@@ -59,13 +61,16 @@ def _check_weights(sample_weight, n, dtype):
         if w.shape[0] != n:
             raise ValueError(f"sample_weight has {w.shape[0]} elements but X has {n} rows; "
                              "they must match")
-    if not np.all(np.isfinite(w)):
-        raise ValueError("sample_weight contains NaN or infinity")
     if np.any(w < 0):
         raise ValueError("sample_weight must be non-negative; negative weights found")
     if n and not np.any(w > 0):
         raise ValueError("sample_weight is zero everywhere; at least one sample must count")
     return np.ascontiguousarray(w)
+
+
+def _tolerance(X, tol):
+    """scikit-learn's data-dependent tolerance: ``tol`` times the mean feature variance."""
+    return float(np.mean(np.var(X, axis=0))) * tol if tol else 0.0
 
 
 def n_groups(n, k, d):
@@ -341,7 +346,7 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
     n_threads = _threads.effective_n_threads(n_threads)
     rs = _v.check_random_state(random_state)
 
-    tol = float(np.mean(np.var(X, axis=0))) * tol if tol else 0.0
+    tol = _tolerance(X, tol)
     mean = X.mean(axis=0)
     if copy_x or not X.flags.writeable:
         Xc = X - mean
@@ -424,7 +429,6 @@ def _new_centers(X, w, centers, sums, weights, labels):
 def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads):
     n, d = X.shape
     k = centers.shape[0]
-    device = b.name == "cuda"
     kern = _Kernels(b, X, w, n_threads)
     labels = np.full(n, -1, dtype=np.int32)
     labels_old = labels.copy()
