@@ -10,10 +10,14 @@ import timeit
 
 import numpy as np
 
+from .common import sizes
+
 BACKENDS = ["cython", "numba", "cuda"]
-SIZES = [512, 2048]
+# the fast profile (asv run --quick) keeps one image size and two kernel sizes
+SIZES = sizes([512], [512, 2048])
 DTYPES = ["float32", "float64", "uint8"]
-KSIZES = [3, 5, 7, 11]
+KSIZES = sizes([3, 7], [3, 5, 7, 11])
+SPEEDUP_KSIZES = sizes([3], [3, 5, 7])
 
 
 def _data(n, dtype, k):
@@ -68,7 +72,7 @@ class Correlate:
 class Speedups:
     """Throughput ratios measured side by side in one process."""
 
-    params = [BACKENDS, [2048], DTYPES, [3, 5, 7]]
+    params = [BACKENDS, [2048], DTYPES, SPEEDUP_KSIZES]
     param_names = ["backend", "size", "dtype", "ksize"]
     unit = "x"
     timeout = 600

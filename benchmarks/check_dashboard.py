@@ -1,6 +1,8 @@
 """Check the published asv dashboard in a real headless browser.
 
-Usage (after ``asv run ... --set-commit-hash`` and ``asv publish``)::
+Usage (after ``asv run ... --set-commit-hash``, ``asv publish`` and, on a machine that
+cannot reach the CDNs asv's pages load their libraries from, ``python
+benchmarks/vendor_dashboard.py``)::
 
     python benchmarks/check_dashboard.py [--html .asv/html] [--browser chromium]
 
@@ -80,8 +82,9 @@ def main(argv=None):
         graph = dump_dom(browser, f"{base}/#{target}")
     if "external (JavaScript) dependencies" in home:
         print("asv's page could not load its JavaScript libraries (jQuery, Flot, ...), which it "
-              "takes from public CDNs: this machine cannot reach them, so the dashboard does "
-              "not render here", file=sys.stderr)
+              "takes from public CDNs this machine cannot reach: run "
+              "`python benchmarks/vendor_dashboard.py` after `asv publish` to serve local "
+              "copies", file=sys.stderr)
         return 3
     print(f"index page: {len(home)} bytes, {len(listed)}/{len(benchmarks)} benchmarks named")
     has_plot = "<canvas" in graph and "flot" in graph.lower()
