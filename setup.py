@@ -46,6 +46,9 @@ EXTENSIONS = {
     "_cy_kmeans": {"simd": True},
 }
 
+# C headers the kernels include (rebuild triggers; shipped in the sdist)
+HEADERS = [os.path.join(KDIR, "_argmin.h")]
+
 # ISA variants for x86-64. "base" is the manylinux baseline (SSE2); v3 is AVX2+FMA
 # (Haswell, Zen 1 and later); v4 is AVX-512 F/BW/CD/DQ/VL (Skylake-X, Zen 4).
 SIMD_FLAGS = {
@@ -114,6 +117,7 @@ def make_extensions():
                 f"fastla._kernels.{name}",
                 sources=[_variant_source(mod, variant)],
                 include_dirs=[numpy.get_include(), KDIR],
+                depends=HEADERS,
                 define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
             )
             exts.append(ext)

@@ -47,6 +47,24 @@ def test_assign_matches_naive(backend, dtype, layout):
     assert (sq >= 0).all()
 
 
+@pytest.mark.parametrize("k", [16, 37, 100])
+def test_assign_exact_ties_go_to_the_lower_index(backend, dtype, k):
+    """Integer points and duplicated integer centres: ||c||^2 - 2 x.c is exact, so many
+    rows tie exactly; each must take the first of its nearest centres (as a scalar scan
+    does) whatever the kernel's vector width (k from one register of lanes up)."""
+    op_backend("kmeans_assign", backend)
+    rng = np.random.default_rng(k)
+    n = 61 if backend in ("python", "cuda") else 2003
+    grid = rng.integers(-3, 4, size=(k // 3 + 1, 3))
+    C = grid[rng.integers(0, len(grid), k)].astype(dtype)
+    X = rng.integers(-3, 4, size=(n, 3)).astype(dtype)
+    labels, sq = fastla.kmeans_assign(X, C, backend=backend)
+    d2 = ((X[:, None, :].astype(np.float64) - C[None, :, :]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, d2.argmin(axis=1))
+    np.testing.assert_array_equal(sq, d2.min(axis=1).astype(dtype))
+    assert (d2 == d2.min(axis=1, keepdims=True)).sum(axis=1).max() > 1  # ties do occur
+
+
 def test_assign_weighted_and_empty(backend, dtype):
     op_backend("kmeans_assign", backend)
     n, d, k = _size(backend)

@@ -59,14 +59,17 @@ cdef inline void _scores(const floating* x, const floating* c, const floating* c
               <double*>buf, &k)
 
 
+cdef extern from "_argmin.h" nogil:
+    int fastla_argmin_f32(const float* row, int k)
+    int fastla_argmin_f64(const double* row, int k)
+
+
 cdef inline int _argmin(const floating* row, int k) noexcept nogil:
-    cdef int j, best = 0
-    cdef floating v = row[0]
-    for j in range(1, k):
-        if row[j] < v:
-            v = row[j]
-            best = j
-    return best
+    """First index of the smallest entry, ties to the lower index (vectorised: _argmin.h)."""
+    if floating is float:
+        return fastla_argmin_f32(row, k)
+    else:
+        return fastla_argmin_f64(row, k)
 
 
 cdef inline double _sqdist(const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
