@@ -8,8 +8,9 @@ Metadata lives in pyproject.toml. What this file decides:
 * OpenMP flags per compiler, found by a compile-and-link probe, overridable with
   ``FASTLA_USE_OPENMP=probe|0|gomp|omp|msvc``; ``FASTLA_FAIL_NO_OPENMP=1`` turns a
   build without OpenMP into an error (release wheels set it);
-* optimisation flags: ``-O3`` (``/O2`` on MSVC), never ``-march=native`` and never
-  ``-ffast-math``; ``FASTLA_CYTHON_DEBUG=1`` turns bounds checks back on.
+* optimisation flags: ``-O3 -fno-math-errno -fno-trapping-math`` (``/O2`` on MSVC),
+  never ``-march=native`` and never ``-ffast-math`` (every value stays IEEE: only errno
+  and FP exception traps are given up, so that clamp/sqrt/conversion loops vectorise); ``FASTLA_CYTHON_DEBUG=1`` turns bounds checks back on.
 
 Environment variables read here:
 
@@ -47,7 +48,7 @@ EXTENSIONS = {
 }
 
 # C headers the kernels include (rebuild triggers; shipped in the sdist)
-HEADERS = [os.path.join(KDIR, "_argmin.h")]
+HEADERS = [os.path.join(KDIR, "_kmeans_vec.h")]
 
 # ISA variants for x86-64. "base" is the manylinux baseline (SSE2); v3 is AVX2+FMA
 # (Haswell, Zen 1 and later); v4 is AVX-512 F/BW/CD/DQ/VL (Skylake-X, Zen 4).
@@ -204,6 +205,12 @@ class BuildExt(build_ext):
             opt = ["/Od", "/Zi"] if debug else ["/O2"]
         else:
             opt = ["-O0", "-g"] if debug else ["-O3", "-g0"]
+            # Neither flag changes a computed value (unlike -ffast-math: no reassociation,
+            # no finite-math or signed-zero assumptions). No errno from sqrt, and FP ops
+            # assumed not to trap (the kernels read neither errno nor FP exception flags):
+            # loops with sqrt, clamps (d > 0 ? d : 0) and float<->double conversions then
+            # vectorise instead of running one element at a time.
+            opt += ["-fno-math-errno", "-fno-trapping-math"]
             opt += ["-Wno-unused-function", "-Wno-unreachable-code-fallthrough"]
             opt = [f for f in opt if self._flag_ok(f)]
         usable = {}

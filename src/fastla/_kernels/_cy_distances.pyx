@@ -93,39 +93,40 @@ cdef inline double _epilogue(double g, double xx, double yy, double recompute,
     return d2
 
 
-cdef void _epilogue_row(floating* row, Py_ssize_t nt, double xi, const double* yy,
-                        double thr, int metric, double gamma, const floating* x,
-                        const floating* y, Py_ssize_t d) noexcept nogil:
-    """One tile row: x.y -> distance. The check and the transform are separate,
+cdef void _epilogue_row(const floating* g, floating* row, Py_ssize_t nt, double xi,
+                        const double* yy, double thr, int metric, double gamma,
+                        const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
+    """One tile row: the GEMM terms g[j] = x.y (in the thread's cache-resident tile) ->
+    distances written once to the output row. The check and the transform are separate,
     branch-free loops (they vectorise); rows with an entry under the cancellation
     threshold take the scalar loop with the exact recomputation instead."""
     cdef Py_ssize_t j
     cdef int bad = 0
-    cdef double g, d2
+    cdef double d2
     if metric == COSINE:
         for j in range(nt):
-            d2 = 1.0 - <double>row[j] * xi * yy[j]
+            d2 = 1.0 - <double>g[j] * xi * yy[j]
             d2 = d2 if d2 > 0.0 else 0.0
             row[j] = <floating>(d2 if d2 < 2.0 else 2.0)
         return
     for j in range(nt):
-        d2 = xi + yy[j] - 2.0 * <double>row[j]
+        d2 = xi + yy[j] - 2.0 * <double>g[j]
         bad |= d2 < thr * (xi + yy[j])
     if bad:
         for j in range(nt):
-            row[j] = <floating>_epilogue(row[j], xi, yy[j], thr, x, y + j * d, d, metric,
+            row[j] = <floating>_epilogue(g[j], xi, yy[j], thr, x, y + j * d, d, metric,
                                          gamma)
     elif metric == EUCLIDEAN:
         for j in range(nt):
-            d2 = xi + yy[j] - 2.0 * <double>row[j]
+            d2 = xi + yy[j] - 2.0 * <double>g[j]
             row[j] = <floating>sqrt(d2 if d2 > 0.0 else 0.0)
     elif metric == SQEUCLIDEAN:
         for j in range(nt):
-            d2 = xi + yy[j] - 2.0 * <double>row[j]
+            d2 = xi + yy[j] - 2.0 * <double>g[j]
             row[j] = <floating>(d2 if d2 > 0.0 else 0.0)
     else:
         for j in range(nt):
-            d2 = xi + yy[j] - 2.0 * <double>row[j]
+            d2 = xi + yy[j] - 2.0 * <double>g[j]
             row[j] = <floating>exp(-gamma * (d2 if d2 > 0.0 else 0.0))
 
 
@@ -263,6 +264,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef double* yy = NULL
     cdef floating* buf
     cdef floating* acc
+    cdef floating* tile
     cdef const floating* xp = &X[0, 0]
     cdef const floating* yp = &Y[0, 0]
     cdef const floating* xo = &Xo[0, 0]
@@ -279,6 +281,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
         with nogil, parallel(num_threads=n_threads):
             buf = <floating*>malloc(d * TJ * sizeof(floating))
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
+            tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm else NULL
             for t in prange(tiles_i * tiles_j, schedule='dynamic'):
                 ti = t // tiles_j
                 tj = t % tiles_j
@@ -287,10 +290,13 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                 mt = min(TILE, m - i0)
                 nt = min(TILE, n - j0)
                 if gemm:
-                    _gemm(xp + i0 * d, yp + j0 * d, op + i0 * n + j0, mt, nt, d, n)
+                    # GEMM into the thread's tile (stays in L2), then one pass writes the
+                    # finished values to the output: the output is written exactly once
+                    _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE)
                     for i in range(i0, i0 + mt):
-                        _epilogue_row(op + i * n + j0, nt, xx[i], yy + j0, recompute, metric,
-                                      gamma, xo + i * d, yo + j0 * d, d)
+                        _epilogue_row(tile + (i - i0) * TILE, op + i * n + j0, nt, xx[i],
+                                      yy + j0, recompute, metric, gamma, xo + i * d,
+                                      yo + j0 * d, d)
                 else:
                     for jb in range(j0, j0 + nt, TJ):
                         _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
@@ -305,6 +311,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                         op[i * n + i] = <floating>diag
             free(buf)
             free(acc)
+            free(tile)
     finally:
         free(xx)
         free(yy)
@@ -329,6 +336,26 @@ cdef inline void _push(double* dist, Py_ssize_t* idx, int k, double dv, Py_ssize
     idx[pos] = iv
 
 
+cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const double* yy,
+                       int metric, double worst, double* keys) noexcept nogil:
+    """keys[c] = the selection key of tile entry c; True if any key is <= worst (the
+    row's current k-th key: only those can enter the list). Branch-free: vectorises."""
+    cdef Py_ssize_t c
+    cdef double kv
+    cdef int hit = 0
+    if metric == COSINE:
+        for c in range(nt):
+            kv = 1.0 - <double>row[c] * xi * yy[c]
+            keys[c] = kv
+            hit |= kv <= worst
+    else:
+        for c in range(nt):
+            kv = yy[c] - 2.0 * <double>row[c]
+            keys[c] = kv
+            hit |= kv <= worst
+    return hit != 0
+
+
 def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
         const floating[:, ::1] Yo,
         int k, int metric, double p, bint same, floating[:, ::1] out_dist, Py_ssize_t[:, ::1] out_idx,
@@ -348,9 +375,10 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     cdef floating* buf
     cdef floating* acc
     cdef double* bd
+    cdef double* keys
     cdef Py_ssize_t* bi
     cdef Py_ssize_t iv
-    cdef double dv, key
+    cdef double dv
     cdef const floating* xp = &X[0, 0]
     cdef const floating* yp = &Y[0, 0]
     cdef const floating* xo = &Xo[0, 0]
@@ -368,6 +396,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             bd = <double*>malloc(TILE * k * sizeof(double))
             bi = <Py_ssize_t*>malloc(TILE * k * sizeof(Py_ssize_t))
+            keys = <double*>malloc(TILE * sizeof(double))
             for ti in prange(tiles_i, schedule='dynamic'):
                 i0 = ti * TILE
                 mt = min(TILE, m - i0)
@@ -379,15 +408,15 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                     if gemm:
                         _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE)
                         for r in range(mt):
-                            for c in range(nt):
-                                if same and i0 + r == j0 + c:
-                                    continue
-                                # selection key: monotone in the distance, no sqrt/recompute
-                                if metric == COSINE:
-                                    key = 1.0 - tile[r * TILE + c] * xx[i0 + r] * yy[j0 + c]
-                                else:
-                                    key = yy[j0 + c] - 2.0 * tile[r * TILE + c]
-                                _push(bd + r * k, bi + r * k, k, key, j0 + c)
+                            # selection keys (monotone in the distance, no sqrt/recompute)
+                            # in one vectorised sweep that also tells whether any key can
+                            # enter the row's k-list; most rows of most tiles cannot
+                            if _keys(tile + r * TILE, nt, xx[i0 + r], yy + j0, metric,
+                                     bd[r * k + k - 1], keys):
+                                for c in range(nt):
+                                    if keys[c] > bd[r * k + k - 1] or (same and i0 + r == j0 + c):
+                                        continue
+                                    _push(bd + r * k, bi + r * k, k, keys[c], j0 + c)
                     else:
                         for jb in range(j0, j0 + nt, TJ):
                             _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
@@ -426,6 +455,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
             free(acc)
             free(bd)
             free(bi)
+            free(keys)
     finally:
         free(xx)
         free(yy)

@@ -59,13 +59,17 @@ cdef inline void _scores(const floating* x, const floating* c, const floating* c
               <double*>buf, &k)
 
 
-cdef extern from "_argmin.h" nogil:
+cdef extern from "_kmeans_vec.h" nogil:
     int fastla_argmin_f32(const float* row, int k)
     int fastla_argmin_f64(const double* row, int k)
+    void fastla_pp_rows_f32(const float* X, long d, long i0, long i1, const double* ct,
+                            double* acc)
+    void fastla_pp_rows_f64(const double* X, long d, long i0, long i1, const double* ct,
+                            double* acc)
 
 
 cdef inline int _argmin(const floating* row, int k) noexcept nogil:
-    """First index of the smallest entry, ties to the lower index (vectorised: _argmin.h)."""
+    """First index of the smallest entry, ties to the lower index (vectorised: _kmeans_vec.h)."""
     if floating is float:
         return fastla_argmin_f32(row, k)
     else:
@@ -330,24 +334,24 @@ cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize
                     Py_ssize_t d, Py_ssize_t t0, Py_ssize_t tn, Py_ssize_t n,
                     const double* closest, const floating* w, double* dist_out,
                     double* pot) noexcept nogil:
-    """Rows [i0, i1) against trials t0..t0+tn (tn <= TT), candidates transposed in
-    ct[f * TT + jj]: all trial distances of a row in one sweep of its features."""
-    cdef double acc[TT]
+    """Rows [i0, i1) (at most CHUNK) against trials t0..t0+tn (tn <= TT), candidates
+    transposed in ct[f * TT + jj]: all trial distances of a row in one sweep of its
+    features (_kmeans_vec.h, four rows at a time), then min with closest and the
+    chunk's partial potentials in row order."""
+    cdef double acc[CHUNK * TT]
     cdef double p[TT]
-    cdef double xf, t, dv
-    cdef Py_ssize_t i, f, jj
+    cdef double dv
+    cdef Py_ssize_t i, jj
+    if floating is float:
+        fastla_pp_rows_f32(X, d, i0, i1, ct, acc)
+    else:
+        fastla_pp_rows_f64(X, d, i0, i1, ct, acc)
     for jj in range(TT):
         p[jj] = 0.0
     for i in range(i0, i1):
-        for jj in range(TT):
-            acc[jj] = 0.0
-        for f in range(d):
-            xf = <double>X[i * d + f]
-            for jj in range(TT):
-                t = xf - ct[f * TT + jj]
-                acc[jj] += t * t
         for jj in range(tn):
-            dv = acc[jj] if acc[jj] < closest[i] else closest[i]
+            dv = acc[(i - i0) * TT + jj]
+            dv = dv if dv < closest[i] else closest[i]
             dist_out[(t0 + jj) * n + i] = dv
             p[jj] += <double>w[i] * dv
     for jj in range(tn):

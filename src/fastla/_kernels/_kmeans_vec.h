@@ -1,0 +1,228 @@
+/* Vectorised helpers of the k-means kernels (_cy_kmeans.pyx), written with GCC/Clang vector
+ * extensions so that each ISA build (baseline, v3, v4) gets its own vector code; other
+ * compilers get plain scalar loops with the same results.
+ *
+ * 1. Row argmin.
+ *
+ * fastla_argmin_f32 / _f64 (row, k): the first index of the smallest of row[0..k), ties to
+ * the lower index: exactly what a scalar scan with a strict "<" returns. The rows are
+ * finite (the public layer rejects NaN and inf).
+ *
+ * A scalar scan has a data-dependent branch per entry and costs about as much as the GEMM
+ * block whose rows it reduces, and GCC does not vectorise it (nor an if-converted version)
+ * without -ffast-math. Here one register's worth of independent lanes keep their own
+ * minimum and the block offset where it first appeared (strict "<", so each lane keeps its
+ * first occurrence); the answer is the smallest "offset + lane" among the lanes holding the
+ * overall minimum. GCC and Clang vector extensions, one register wide for the build's ISA
+ * level (16 bytes on the baseline wheel, 32 on v3, 64 on v4: wider generic vectors are
+ * lowered to scalar code); other compilers get the scalar scan.
+ */
+#ifndef FASTLA_KMEANS_VEC_H
+#define FASTLA_KMEANS_VEC_H
+
+#include <string.h>
+
+#define FASTLA_ARGMIN_SCALAR(NAME, T)                                  \
+    static inline int NAME(const T* row, int k)                        \
+    {                                                                  \
+        int j, best = 0;                                               \
+        T v = row[0];                                                  \
+        for (j = 1; j < k; j++) {                                      \
+            if (row[j] < v) {                                          \
+                v = row[j];                                            \
+                best = j;                                              \
+            }                                                          \
+        }                                                              \
+        return best;                                                   \
+    }
+
+FASTLA_ARGMIN_SCALAR(fastla_argmin_scalar_f32, float)
+FASTLA_ARGMIN_SCALAR(fastla_argmin_scalar_f64, double)
+
+#if defined(__GNUC__) || defined(__clang__)
+
+#if defined(__AVX512F__)
+#define FASTLA_VBYTES 64
+#elif defined(__AVX__)
+#define FASTLA_VBYTES 32
+#else
+#define FASTLA_VBYTES 16
+#endif
+
+typedef float fastla_vf32 __attribute__((vector_size(FASTLA_VBYTES)));
+typedef int fastla_vi32 __attribute__((vector_size(FASTLA_VBYTES)));
+typedef double fastla_vf64 __attribute__((vector_size(FASTLA_VBYTES)));
+typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
+
+/* VF: value vector, VI: integer vector of the same lane width (comparison masks). */
+#define FASTLA_ARGMIN_VEC(NAME, SCALAR, T, VF, VI)                                 \
+    static inline int NAME(const T* row, int k)                                    \
+    {                                                                              \
+        enum { FASTLA_LANES = FASTLA_VBYTES / sizeof(T) };                         \
+        int kb = k - k % FASTLA_LANES, j0, l, best;                                \
+        VF m, v;                                                                   \
+        VI at, lt;                                                                 \
+        T mn;                                                                      \
+        if (kb == 0)                                                               \
+            return SCALAR(row, k);                                                 \
+        memcpy(&m, row, sizeof(VF));                                               \
+        at = (VI){0};                                                              \
+        for (j0 = FASTLA_LANES; j0 < kb; j0 += FASTLA_LANES) {                     \
+            memcpy(&v, row + j0, sizeof(VF));                                      \
+            lt = (VI)(v < m);                                                      \
+            m = (VF)(((VI)v & lt) | ((VI)m & ~lt));                                \
+            at = (((VI){0} + j0) & lt) | (at & ~lt);                               \
+        }                                                                          \
+        mn = m[0];                                                                 \
+        for (l = 1; l < FASTLA_LANES; l++)                                         \
+            if (m[l] < mn)                                                         \
+                mn = m[l];                                                         \
+        best = k;                                                                  \
+        for (l = 0; l < FASTLA_LANES; l++)                                         \
+            if (m[l] == mn && (int)at[l] + l < best)                               \
+                best = (int)at[l] + l;                                             \
+        for (j0 = kb; j0 < k; j0++) /* the tail: later indices, strict "<" */      \
+            if (row[j0] < mn) {                                                    \
+                mn = row[j0];                                                      \
+                best = j0;                                                         \
+            }                                                                      \
+        return best;                                                               \
+    }
+
+FASTLA_ARGMIN_VEC(fastla_argmin_f32, fastla_argmin_scalar_f32, float, fastla_vf32, fastla_vi32)
+FASTLA_ARGMIN_VEC(fastla_argmin_f64, fastla_argmin_scalar_f64, double, fastla_vf64, fastla_vi64)
+
+#else
+
+#define fastla_argmin_f32 fastla_argmin_scalar_f32
+#define fastla_argmin_f64 fastla_argmin_scalar_f64
+
+#endif
+
+/* 2. k-means++ trial distances.
+ *
+ * fastla_pp_rows_f32 / _f64 (X, d, i0, i1, ct, acc): for rows i0..i1-1 of X (n x d, row
+ * major) and FASTLA_PP_TT = 8 trial centres stored transposed (ct[f * 8 + t], float64),
+ * acc[(i - i0) * 8 + t] = sum over f, in feature order, of (x_if - ct[f * 8 + t])^2 in
+ * float64. The order of each sum is that of a scalar loop over f; what the vectors add is
+ * independence: the 8 trials of a row sit in one register (AVX-512) or two, and eight or
+ * four rows are walked together so that eight accumulation chains run at once instead of
+ * one row's (the scalar loop was bound by the latency of its additions).
+ */
+#define FASTLA_PP_TT 8
+
+#define FASTLA_PP_FB 64 /* features per converted block */
+
+#if defined(__GNUC__) || defined(__clang__)
+
+#if defined(__AVX512F__)
+
+/* AVX-512: a row's 8 trials fill one register; eight rows are walked together. */
+typedef double fastla_v8d __attribute__((vector_size(64)));
+#define FASTLA_PP_R 8
+#define FASTLA_PP_DECL                                                             \
+    fastla_v8d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0},         \
+               a6 = {0}, a7 = {0}, c, t
+#define FASTLA_PP_BODY                                                             \
+    for (j = 0; j < fb; j++) {                                                     \
+        memcpy(&c, ct + (f0 + j) * 8, sizeof c);                                   \
+        t = c - xd[j]; a0 += t * t;                                                \
+        t = c - xd[FASTLA_PP_FB + j]; a1 += t * t;                                 \
+        t = c - xd[2 * FASTLA_PP_FB + j]; a2 += t * t;                             \
+        t = c - xd[3 * FASTLA_PP_FB + j]; a3 += t * t;                             \
+        t = c - xd[4 * FASTLA_PP_FB + j]; a4 += t * t;                             \
+        t = c - xd[5 * FASTLA_PP_FB + j]; a5 += t * t;                             \
+        t = c - xd[6 * FASTLA_PP_FB + j]; a6 += t * t;                             \
+        t = c - xd[7 * FASTLA_PP_FB + j]; a7 += t * t;                             \
+    }
+#define FASTLA_PP_STORE                                                            \
+    memcpy(o, &a0, 64); memcpy(o + 8, &a1, 64); memcpy(o + 16, &a2, 64);           \
+    memcpy(o + 24, &a3, 64); memcpy(o + 32, &a4, 64); memcpy(o + 40, &a5, 64);     \
+    memcpy(o + 48, &a6, 64); memcpy(o + 56, &a7, 64)
+
+#else
+
+/* SSE2 / AVX2: a row's 8 trials in two 4-double vectors; four rows walked together. */
+typedef double fastla_v4d __attribute__((vector_size(32)));
+#define FASTLA_PP_R 4
+#define FASTLA_PP_DECL                                                             \
+    fastla_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, b0 = {0}, b1 = {0},         \
+               b2 = {0}, b3 = {0}, c, h, t
+#define FASTLA_PP_BODY                                                             \
+    for (j = 0; j < fb; j++) {                                                     \
+        memcpy(&c, ct + (f0 + j) * 8, sizeof c);                                   \
+        memcpy(&h, ct + (f0 + j) * 8 + 4, sizeof h);                               \
+        t = c - xd[j]; a0 += t * t;                                                \
+        t = h - xd[j]; b0 += t * t;                                                \
+        t = c - xd[FASTLA_PP_FB + j]; a1 += t * t;                                 \
+        t = h - xd[FASTLA_PP_FB + j]; b1 += t * t;                                 \
+        t = c - xd[2 * FASTLA_PP_FB + j]; a2 += t * t;                             \
+        t = h - xd[2 * FASTLA_PP_FB + j]; b2 += t * t;                             \
+        t = c - xd[3 * FASTLA_PP_FB + j]; a3 += t * t;                             \
+        t = h - xd[3 * FASTLA_PP_FB + j]; b3 += t * t;                             \
+    }
+#define FASTLA_PP_STORE                                                            \
+    memcpy(o, &a0, 32); memcpy(o + 4, &b0, 32); memcpy(o + 8, &a1, 32);            \
+    memcpy(o + 12, &b1, 32); memcpy(o + 16, &a2, 32); memcpy(o + 20, &b2, 32);     \
+    memcpy(o + 24, &a3, 32); memcpy(o + 28, &b3, 32)
+
+#endif
+
+/* Rows are taken FASTLA_PP_R at a time (a short last group repeats its last row; the
+ * repeats are computed, not stored). Each group's features are converted to float64
+ * FASTLA_PP_FB at a time into a small buffer that the inner loop broadcasts from L1;
+ * (c - x)^2 == (x - c)^2 exactly. */
+#define FASTLA_PP_ROWS(NAME, T)                                                    \
+    static inline void NAME(const T* X, long d, long i0, long i1, const double* ct, \
+                            double* acc)                                            \
+    {                                                                              \
+        double xd[FASTLA_PP_R * FASTLA_PP_FB];                                     \
+        double tmp[FASTLA_PP_R * 8];                                               \
+        long i, f0, row;                                                           \
+        int r, j, fb, nr;                                                          \
+        for (i = i0; i < i1; i += FASTLA_PP_R) {                                   \
+            FASTLA_PP_DECL;                                                        \
+            nr = (i + FASTLA_PP_R <= i1) ? FASTLA_PP_R : (int)(i1 - i);            \
+            double* o = (nr == FASTLA_PP_R) ? acc + (i - i0) * 8 : tmp;            \
+            for (f0 = 0; f0 < d; f0 += FASTLA_PP_FB) {                             \
+                fb = (d - f0 < FASTLA_PP_FB) ? (int)(d - f0) : FASTLA_PP_FB;       \
+                for (r = 0; r < FASTLA_PP_R; r++) {                                \
+                    row = i + (r < nr ? r : nr - 1);                               \
+                    for (j = 0; j < fb; j++)                                       \
+                        xd[r * FASTLA_PP_FB + j] = (double)X[row * d + f0 + j];    \
+                }                                                                  \
+                FASTLA_PP_BODY                                                     \
+            }                                                                      \
+            FASTLA_PP_STORE;                                                       \
+            if (o == tmp)                                                          \
+                memcpy(acc + (i - i0) * 8, tmp, (size_t)nr * 8 * sizeof(double));  \
+        }                                                                          \
+    }
+
+#else
+
+#define FASTLA_PP_ROWS(NAME, T)                                                    \
+    static inline void NAME(const T* X, long d, long i0, long i1, const double* ct, \
+                            double* acc)                                            \
+    {                                                                              \
+        long i, f;                                                                 \
+        int t;                                                                     \
+        double v;                                                                  \
+        for (i = i0; i < i1; i++) {                                                \
+            double* o = acc + (i - i0) * 8;                                        \
+            for (t = 0; t < 8; t++)                                                \
+                o[t] = 0.0;                                                        \
+            for (f = 0; f < d; f++)                                                \
+                for (t = 0; t < 8; t++) {                                          \
+                    v = (double)X[i * d + f] - ct[f * 8 + t];                      \
+                    o[t] += v * v;                                                 \
+                }                                                                  \
+        }                                                                          \
+    }
+
+#endif
+
+FASTLA_PP_ROWS(fastla_pp_rows_f32, float)
+FASTLA_PP_ROWS(fastla_pp_rows_f64, double)
+
+#endif /* FASTLA_KMEANS_VEC_H */
