@@ -202,6 +202,25 @@ def test_float32_stays_float32_and_out(conv_backend, rng):
     assert_close(out2, sig.convolve2d(x, k), np.float32, k)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint8])
+def test_out_written_in_place_or_safely_when_aliased(conv_backend, rng, dtype):
+    """out= gives the same values as a fresh result: written by the kernels directly when
+    it can be, copied in when it overlaps the input (out=image) or needs a cast."""
+    x = (rng.standard_normal((3, 13, 11)) * 40 + 100).astype(dtype)
+    k = rng.standard_normal((3, 3)).astype(np.float32)
+    ref = fastla.correlate(x, k, mode="mirror", backend=conv_backend)
+    out = np.full(x.shape, 7, dtype)
+    assert fastla.correlate(x, k, mode="mirror", out=out, backend=conv_backend) is out
+    np.testing.assert_array_equal(out, ref)
+    y = x.copy()
+    assert fastla.correlate(y, k, mode="mirror", out=y, backend=conv_backend) is y
+    np.testing.assert_array_equal(y, ref)
+    ref2 = fastla.convolve2d(x[0], k, mode="same", boundary="symm", backend=conv_backend)
+    out2 = np.zeros_like(ref2)
+    fastla.convolve2d(x[0], k, mode="same", boundary="symm", out=out2, backend=conv_backend)
+    np.testing.assert_array_equal(out2, ref2)
+
+
 # ----------------------------------------------------------------------------------
 # methods, registry, bad input (host only, cython or the first available backend)
 
@@ -250,6 +269,31 @@ def test_available_backends_lists_ops():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [(0, 0), (12, 16), (6, 9)])
+def test_one_nonfinite_pixel_anywhere_raises(conv_backend, rng, value, where):
+    """The image's finiteness check (fused into the Cython kernel's output scan) must see
+    a single NaN/inf wherever it is, corners included, in every mode and even under zero
+    weights; an overflow from finite input is not an input error."""
+    x = rng.standard_normal((13, 17)).astype(np.float32)
+    x[where] = value
+    k = rng.standard_normal((3, 3)).astype(np.float32)
+    calls = [lambda: fastla.correlate(x, k, mode="reflect", backend=conv_backend),
+             lambda: fastla.correlate(x, np.zeros_like(k), mode="wrap", backend=conv_backend),
+             lambda: fastla.convolve2d(x, k, "valid", backend=conv_backend),
+             lambda: fastla.convolve2d(k, x, "valid", backend=conv_backend),
+             lambda: fastla.correlate2d(x, k[:2], "same", "symm", backend=conv_backend)]
+    for call in calls:
+        with pytest.raises(ValueError, match="NaN|inf"):
+            call()
+    with fastla.config_context(check_finite=False), np.errstate(all="ignore"):
+        assert not np.isfinite(fastla.correlate(x, k, backend=conv_backend)).all()
+    big = np.full((5, 6), 3e38, np.float32)  # outputs overflow: not an error
+    with np.errstate(all="ignore"):
+        res = fastla.correlate(big, np.ones((3, 3), np.float32), backend=conv_backend)
+    assert res.shape == (5, 6)
 
 
 def test_bad_types():

@@ -115,12 +115,13 @@ def _cast_out(res, out_dtype):
 # the engine
 
 
-def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads):
+def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads, dest=None,
+               status=None):
     """Real correlation: img (B, H, W), w (K, kh, kw), both of the accumulation dtype.
     Returns (B, K, Ho, Wo)."""
     B, H, W = img.shape
     K, kh, kw = w.shape
-    out = np.empty((B, K, Ho, Wo), dtype=img.dtype)
+    out = dest if dest is not None else np.empty((B, K, Ho, Wo), dtype=img.dtype)
     if out.size == 0:
         return out
     if method == "fft":
@@ -139,11 +140,18 @@ def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads):
                 acc = r if acc is None else acc + r
             out[:, k] = acc[:, 0]
         return out
-    return _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, out=out)
+    return _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, out=out, status=status)
+
+
+def _covers(idx, n):
+    """Whether the index table names every one of the n image rows (or columns)."""
+    seen = np.zeros(n, dtype=bool)
+    seen[idx[idx >= 0]] = True
+    return bool(seen.all())
 
 
 def _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, *, rows=None, cols=None,
-            out=None):
+            out=None, status=None):
     B, H, W = img.shape
     K, kh, kw = w.shape
     if out is None:
@@ -157,8 +165,13 @@ def _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, *, rows=None, cols
         jhi = min(Wo, W - kw + 1 + ox)
         if jhi <= jlo:
             jlo = jhi = 0
-    b.kernel(img, w, rowidx, colidx, int(ox), int(jlo), int(jhi), float(cval), out,
-             n_threads)
+    flag = b.kernel(img, w, rowidx, colidx, int(ox), int(jlo), int(jhi), float(cval), out,
+                    n_threads)
+    if status is not None:
+        # the Cython kernel reports non-finite outputs; they prove the image finite only
+        # if every image row and column is read by some output
+        status.append(b.name != "cython" or bool(flag) or not _covers(rowidx, H)
+                      or not _covers(colidx, W))
     return out
 
 
@@ -205,9 +218,15 @@ def _choose_method(method, w, img_shape, exact):
 
 
 def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_threads,
-            conj_weights=False):
+            conj_weights=False, dest=None, check_image=None):
     """Correlate img (B, H, W) with w (K, kh, kw) of any numeric dtypes; returns
-    (B, K, Ho, Wo) of ``out_dtype``."""
+    (B, K, Ho, Wo) of ``out_dtype``. ``dest``: a C-contiguous (B, K, Ho, Wo) array of
+    ``out_dtype`` not overlapping img (the user's ``out=``), written in place when the
+    kernel's own dtype is ``out_dtype`` (no cast pass); otherwise ignored.
+    ``check_image``: the image's finiteness check (raises ValueError), or None. It runs
+    first, except on the direct Cython path for real data, where the kernel's own report
+    of non-finite outputs decides whether it needs to run at all (saving a pass over the
+    image)."""
     acc = _acc_dtype((img.dtype, w.dtype), out_dtype)
     b = _backend.resolve(_OP, backend, arrays=(img, w))
     if conj_weights and w.dtype.kind == "c":
@@ -217,17 +236,26 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
         method = "direct"
     cval_c = complex(cval)
 
-    def run(x, ww, cv):
+    status = None
+    if check_image is not None:
+        if b.name == "cython" and method == "direct" and img.dtype.kind != "c" \
+                and w.dtype.kind != "c" and complex(cval).imag == 0:
+            status = []
+        else:
+            check_image()
+
+    def run(x, ww, cv, dest=None):
         x = np.ascontiguousarray(x, dtype=acc)
         ww = np.ascontiguousarray(ww, dtype=acc)
-        return _real_core(b, x, ww, oy, ox, Ho, Wo, mode, cv, method, n_threads)
+        return _real_core(b, x, ww, oy, ox, Ho, Wo, mode, cv, method, n_threads, dest,
+                          status)
 
     if cval_c.imag != 0 and img.dtype.kind != "c":  # a complex fill makes the image complex
         img = img.astype(np.result_type(img.dtype, np.complex64))
     img_c = img.dtype.kind == "c"
     w_c = w.dtype.kind == "c"
     if not img_c and not w_c:
-        res = run(img, w, cval_c.real)
+        res = run(img, w, cval_c.real, dest if np.dtype(acc) == np.dtype(out_dtype) else None)
     elif not img_c:  # real image, complex weights: one pass with the bank [re; im]
         K = w.shape[0]
         r = run(img, np.concatenate([w.real, w.imag]), cval_c.real)
@@ -240,6 +268,8 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
         a = run(img.real, bank, cval_c.real)
         c = run(img.imag, bank, cval_c.imag)
         res = (a[:, :K] - c[:, K:]) + 1j * (a[:, K:] + c[:, :K])
+    if status is not None and (not status or any(status)):
+        check_image()
     return _cast_out(res, out_dtype)
 
 
@@ -317,10 +347,23 @@ def _check_common(method, n_threads):
     return _threads.effective_n_threads(n_threads)
 
 
+def _dest(out, shape, dtype, image, name="out"):
+    """The user's ``out`` as a (B, K, Ho, Wo) view the kernels may write directly, or None
+    (no out, or out overlapping the input: then the result is copied in at the end)."""
+    if out is None:
+        return None
+    _validation.check_out(out, shape, dtype, name=name)
+    if np.may_share_memory(out, image):
+        return None
+    return out
+
+
 def _finish(res, out, name="out"):
     if out is None:
         return res
     _validation.check_out(out, res.shape, res.dtype, name=name)
+    if res.ctypes.data == out.ctypes.data and res.strides == out.strides:
+        return out  # the kernels wrote out in place
     np.copyto(out, res)
     return out
 
@@ -331,6 +374,15 @@ def _check_finite_arrays(*arrays):
     if get_config()["check_finite"]:
         for a, name in arrays:
             _validation.assert_finite(a, name=name)
+
+
+def _image_check(image, name):
+    """The image's finiteness check, to be run by the engine (None when disabled)."""
+    from ._config import get_config
+
+    if not get_config()["check_finite"]:
+        return None
+    return lambda: _validation.assert_finite(image, name=name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -360,7 +412,6 @@ def _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads
             raise ValueError("fillvalue must be a scalar")
         fillvalue = fv.item()
     n_threads = _check_common(method, n_threads)
-    _check_finite_arrays((in1, "in1"), (in2, "in2"))
     out_dtype = np.result_type(in1.dtype, in2.dtype) if dtype is None else \
         _check_dtype_arg(dtype)
     bmode = _SIGNAL_BOUNDARIES[boundary]
@@ -374,6 +425,8 @@ def _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads
         if not ok1:  # SciPy swaps the inputs
             in1, in2 = in2, in1
             swapped = True
+    names = ("in2", "in1") if swapped else ("in1", "in2")
+    _check_finite_arrays((in2, names[1]))  # the image (in1): checked by the engine
     H, W = in1.shape
     kh, kw = in2.shape
     if convolution:
@@ -387,8 +440,11 @@ def _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads
               "valid": (H - kh + 1, W - kw + 1)}
     oy, ox = offs[mode]
     Ho, Wo = shapes[mode]
+    dest = None if swapped else _dest(out, (Ho, Wo), out_dtype, in1)
     res = _engine(in1[None], w[None], oy, ox, Ho, Wo, bmode, fillvalue, out_dtype, method,
-                  backend, n_threads, conj_weights=not convolution)[0, 0]
+                  backend, n_threads, conj_weights=not convolution,
+                  dest=None if dest is None else dest.reshape(1, 1, Ho, Wo),
+                  check_image=_image_check(in1, names[0]))[0, 0]
     if swapped and not convolution:
         res = res[::-1, ::-1].copy()
     return _finish(res, out)
@@ -523,7 +579,7 @@ def _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads
         raise TypeError(f"cval must be a number, got {cval!r}")
     oy0, ox0 = _pair(origin, "origin")
     n_threads = _check_common(method, n_threads)
-    _check_finite_arrays((image, "image"), (weights, "weights"))
+    _check_finite_arrays((weights, "weights"))  # the image: in the engine
     bank = weights.ndim == 3
     w = weights if bank else weights[None]
     K, kh, kw = w.shape
@@ -560,8 +616,12 @@ def _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads
     img = image.reshape((-1, H, W))
     # ndimage: out[i] = sum_a w[a] * in[i + a - (kh // 2 + origin)]
     oy, ox = kh // 2 + origins[0], kw // 2 + origins[1]
+    dest = _dest(out, oshape, out_dtype, image)
+    if dest is not None:
+        dest = dest.reshape((img.shape[0], K, H, W))
     res = _engine(img, w, oy, ox, H, W, _NDIMAGE_MODES[mode], cval, out_dtype, method,
-                  backend, n_threads, conj_weights=not convolution)
+                  backend, n_threads, conj_weights=not convolution, dest=dest,
+                  check_image=_image_check(image, "image"))
     return _finish(res.reshape(oshape), out)
 
 

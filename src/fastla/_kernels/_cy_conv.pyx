@@ -121,6 +121,18 @@ cdef inline void _interior2(const real* rp, const real* wtop, const real* wbot,
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
+cdef inline int _row_nonfinite(const real* o, Py_ssize_t Wo) noexcept nogil:
+    """1 if any of o[0..Wo) is NaN or infinite (x - x is 0 exactly for finite x),
+    read while the row is still in L1; branch-free, vectorises."""
+    cdef Py_ssize_t j
+    cdef int bad = 0
+    for j in range(Wo):
+        bad |= (o[j] - o[j]) != 0
+    return bad
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
 cdef void _one_row(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh,
                    Py_ssize_t kw, const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
                    Py_ssize_t i, Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
@@ -167,11 +179,70 @@ cdef void _two_rows(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh,
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
+cdef void _two_rows_3x3(const real* img, Py_ssize_t W, const real* w,
+                        const Py_ssize_t* rowidx, const Py_ssize_t* colidx, Py_ssize_t i,
+                        Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, Py_ssize_t Wo,
+                        real cval, const real* cvalrow, real* o0, real* o1) noexcept nogil:
+    """3x3 kernel, output rows i and i + 1 finished in registers: each interior column
+    reads its 4 x 3 inputs once and stores each output once (no zeroing pass and no
+    read-modify-write of the output per kernel row). The sums are associated exactly as
+    in _two_rows: ((0 + row a=0) + row a=1) + row a=2, each row w0 x0 + w1 x1 + w2 x2."""
+    cdef Py_ssize_t j, a, r
+    cdef const real* q[4]
+    cdef const real* p0
+    cdef const real* p1
+    cdef const real* p2
+    cdef const real* p3
+    cdef real w00 = w[0], w01 = w[1], w02 = w[2], w10 = w[3], w11 = w[4], w12 = w[5]
+    cdef real w20 = w[6], w21 = w[7], w22 = w[8]
+    cdef real x0, x1, x2, y0, y1, y2, z0, z1, z2, u0, u1, u2, s0, s1
+    cdef real zero = 0
+    for a in range(4):
+        r = rowidx[i + a]
+        q[a] = cvalrow if r < 0 else img + r * W
+    p0 = q[0] - ox
+    p1 = q[1] - ox
+    p2 = q[2] - ox
+    p3 = q[3] - ox
+    for j in range(jlo, jhi):
+        x0 = p0[j]; x1 = p0[j + 1]; x2 = p0[j + 2]
+        y0 = p1[j]; y1 = p1[j + 1]; y2 = p1[j + 2]
+        z0 = p2[j]; z1 = p2[j + 1]; z2 = p2[j + 2]
+        u0 = p3[j]; u1 = p3[j + 1]; u2 = p3[j + 2]
+        s0 = zero + (w00 * x0 + w01 * x1 + w02 * x2)
+        s0 = s0 + (w10 * y0 + w11 * y1 + w12 * y2)
+        s0 = s0 + (w20 * z0 + w21 * z1 + w22 * z2)
+        s1 = zero + (w00 * y0 + w01 * y1 + w02 * y2)
+        s1 = s1 + (w10 * z0 + w11 * z1 + w12 * z2)
+        s1 = s1 + (w20 * u0 + w21 * u1 + w22 * u2)
+        o0[j] = s0
+        o1[j] = s1
+    # border columns through the column table, in the same order
+    for j in range(jlo):
+        o0[j] = 0
+        o1[j] = 0
+    for j in range(jhi, Wo):
+        o0[j] = 0
+        o1[j] = 0
+    for a in range(4):
+        if a < 3:
+            _border_cols(q[a], w + a * 3, 3, colidx, 0, jlo, cval, o0)
+            _border_cols(q[a], w + a * 3, 3, colidx, jhi, Wo, cval, o0)
+        if a >= 1:
+            _border_cols(q[a], w + (a - 1) * 3, 3, colidx, 0, jlo, cval, o1)
+            _border_cols(q[a], w + (a - 1) * 3, 3, colidx, jhi, Wo, cval, o1)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
                 const Py_ssize_t[::1] rowidx, const Py_ssize_t[::1] colidx,
                 Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, double cval,
                 real[:, :, :, ::1] out, int n_threads):
-    """Correlate ``img[B, H, W]`` with ``w[K, kh, kw]`` into ``out[B, K, Ho, Wo]``.
+    """Correlate ``img[B, H, W]`` with ``w[K, kh, kw]`` into ``out[B, K, Ho, Wo]``;
+    returns 1 if an output value is NaN or infinite, else 0 (a NaN/inf input pixel that
+    any output reads makes that output non-finite: the public layer's finiteness check
+    of the image then only runs when this says so, instead of as a pass of its own).
 
     ``rowidx`` (length Ho + kh - 1) and ``colidx`` (length Wo + kw - 1) map extended
     coordinates to image rows/columns (-1: ``cval``); columns ``jlo <= j < jhi`` are
@@ -186,7 +257,7 @@ def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
     cdef real cv = <real>cval
     cdef real[::1] cvalrow
     if B == 0 or K == 0 or Ho == 0 or Wo == 0:
-        return
+        return 0
     import numpy as np
     cvalrow = np.full(max(W, 1), cval, dtype=np.float32 if real is float else np.float64)
     cdef const real* ip = &img[0, 0, 0]
@@ -196,24 +267,34 @@ def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
     cdef real* op = &out[0, 0, 0, 0]
     cdef const real* cvp = &cvalrow[0]
     cdef Py_ssize_t HW = H * W, HoWo = Ho * Wo, khkw = kh * kw
+    cdef int bad = 0
+    cdef real* o0
     with nogil:
         if blocked:
             for t in prange(B * npair, num_threads=n_threads, schedule="static"):
                 b = t // npair
                 i = 2 * (t % npair)
                 for k in range(K):
-                    if i + 1 < Ho:
+                    o0 = op + (b * K + k) * HoWo + i * Wo
+                    if i + 1 < Ho and kh == 3 and kw == 3:
+                        _two_rows_3x3(ip + b * HW, W, wp + k * khkw, rp, cp, i, ox, jlo, jhi,
+                                      Wo, cv, cvp, o0, o0 + Wo)
+                        bad |= _row_nonfinite(o0, 2 * Wo)
+                    elif i + 1 < Ho:
                         _two_rows(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
-                                  jlo, jhi, Wo, cv, cvp,
-                                  op + (b * K + k) * HoWo + i * Wo,
-                                  op + (b * K + k) * HoWo + (i + 1) * Wo)
+                                  jlo, jhi, Wo, cv, cvp, o0, o0 + Wo)
+                        bad |= _row_nonfinite(o0, 2 * Wo)
                     else:
                         _one_row(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
-                                 jlo, jhi, Wo, cv, cvp, op + (b * K + k) * HoWo + i * Wo)
+                                 jlo, jhi, Wo, cv, cvp, o0)
+                        bad |= _row_nonfinite(o0, Wo)
         else:
             for t in prange(B * Ho, num_threads=n_threads, schedule="static"):
                 b = t // Ho
                 i = t % Ho
                 for k in range(K):
+                    o0 = op + (b * K + k) * HoWo + i * Wo
                     _one_row(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
-                             jlo, jhi, Wo, cv, cvp, op + (b * K + k) * HoWo + i * Wo)
+                             jlo, jhi, Wo, cv, cvp, o0)
+                    bad |= _row_nonfinite(o0, Wo)
+    return bad
