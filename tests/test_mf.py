@@ -449,3 +449,14 @@ def test_cuda_hogwild_and_device_arrays():
                           prm, 1, 0, 0, cuda.to_device(np.zeros(1)), 1)
     np.testing.assert_allclose(sse, sse_ref, rtol=1e-5)
     np.testing.assert_allclose(dev[0].copy_to_host(), ref[0], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("n, n_keys", [(0, 3), (1, 1), (1000, 7), (5000, 4000)])
+def test_counting_order_is_a_stable_sort(n, n_keys):
+    from fastla.mf import _counting_order
+
+    keys = np.random.default_rng(n).integers(0, n_keys, n)
+    order, ptr = _counting_order(keys, n_keys)
+    np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
+    np.testing.assert_array_equal(np.diff(ptr), np.bincount(keys, minlength=n_keys))
+    assert ptr[0] == 0 and ptr[-1] == n

@@ -147,19 +147,32 @@ def _n_blocks(n_users, n_items, k, itemsize, requested=None):
     return int(min(b, 64, max(1, min(n_users, n_items))))
 
 
+def _counting_order(keys, n_keys):
+    """Positions of ``keys`` (ints in [0, n_keys)) by increasing key, equal keys in input
+    order, and each key's run (ptr): the Cython counting sort, else a stable argsort."""
+    keys = np.ascontiguousarray(keys, dtype=np.int64)
+    if "cython" in _backend.available_backends("sgd_mf"):
+        return _backend.entry("sgd_mf", "cython", "counting_order")(keys, int(n_keys))
+    order = np.argsort(keys, kind="stable")
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=n_keys), out=ptr[1:])
+    return order, ptr
+
+
 def _grid(u, i, n_users, n_items, B, rs):
-    """Order of the ratings (block-major, by user inside a block) and the block offsets."""
+    """Order of the ratings (block-major, by user inside a block, each user's ratings of
+    a block in a random order) and the block offsets: two stable counting sorts (by user,
+    then by block) of the ratings taken in a random permutation."""
     perm_u = rs.permutation(n_users).astype(np.int64)
     perm_i = rs.permutation(n_items).astype(np.int64)
     ub = (perm_u[u] * B) // max(n_users, 1)
     ib = (perm_i[i] * B) // max(n_items, 1)
     block = ub * B + ib
-    tie = rs.random_sample(len(u))
-    order = np.lexsort((tie, u, block))
-    counts = np.bincount(block, minlength=B * B)
-    ptr = np.zeros(B * B + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    return order, ptr
+    shuffled = rs.permutation(len(u))
+    by_user, _ = _counting_order(u[shuffled], n_users)
+    idx = shuffled[by_user]
+    by_block, ptr = _counting_order(block[idx], B * B)
+    return idx[by_block], ptr
 
 
 def _strata(B, rs):
@@ -461,11 +474,9 @@ class MatrixFactorization:
         self._uindex = self._iindex = None
 
     def _store_seen(self, u, i):
-        order = np.lexsort((i, u))
+        # each user's items (in input order) as one array and per-user offsets
+        order, self._seen_ptr = _counting_order(u, self.n_users_)
         self._seen_items = np.ascontiguousarray(i[order])
-        counts = np.bincount(u, minlength=self.n_users_)
-        self._seen_ptr = np.zeros(self.n_users_ + 1, np.int64)
-        np.cumsum(counts, out=self._seen_ptr[1:])
 
     @property
     def user_ids_(self):
