@@ -12,8 +12,9 @@ from ._numba_common import jit
 
 @jit(error_model="numpy", fastmath={"reassoc", "contract", "arcp", "nsz"})
 def _dot(a, B, j, k):
-    """a . B[j] with eight partial sums, the same order as the Cython kernel. B is indexed
-    in place: a row view would cost reference counting (atomics) per rating."""
+    """a . B[j] with eight partial sums (a fixed order; the Cython kernel keeps sixteen).
+    B is indexed in place: a row view would cost reference counting (atomics) per
+    rating."""
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = a[0] * 0
     k8 = k - k % 8
     for f in range(0, k8, 8):
