@@ -341,3 +341,17 @@ def test_cuda_assign_device_arrays_in_and_out(dtype):
     ref_l, ref_d = fastla.kmeans_assign(X, C, backend="cython")
     np.testing.assert_array_equal(labels.copy_to_host(), ref_l)
     np.testing.assert_allclose(sq.copy_to_host(), ref_d, **_tol(dtype))
+
+
+def test_plusplus_update_is_numpys_cumsum_bitwise(backend, dtype):
+    """The fused k-means++ step update gives exactly np.cumsum(w * closest): the sampled
+    candidates (searchsorted on it) are then scikit-learn's."""
+    op_backend("kmeans_plusplus", backend)
+    rng = np.random.default_rng(7)
+    n = 50 if backend == "python" else 100_003
+    row = rng.random(n) * 3
+    w = rng.random(n).astype(dtype)
+    closest, cum = np.empty(n), np.empty(n)
+    _backend.entry("kmeans_plusplus", backend, "plusplus_update")(row, w, closest, cum)
+    np.testing.assert_array_equal(closest, row)
+    np.testing.assert_array_equal(cum, np.cumsum(w.astype(np.float64) * row))

@@ -238,26 +238,25 @@ def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
     centers = np.empty((k, X.shape[1]), dtype=X.dtype)
     indices = np.full(k, -1, dtype=np.intp)
     first = rs.choice(n, p=w / w.sum())
+    # update(row): closest[:] = row and cum = cumsum(w * closest), fused in one pass
+    update = _backend.entry("kmeans_plusplus", b.name, "plusplus_update")
+    cum = np.empty(n)
     pot = b.kernel(X, np.array([first], dtype=np.intp), closest, w, dist, n_threads)[0]
-    closest[:] = dist[0]
+    update(dist[0], w, closest, cum)
     centers[0] = X[first]
     indices[0] = first
-    w64 = w.astype(np.float64)
-    cum = np.empty(n)
     for c in range(1, k):
         if strict and not pot > 0.0:
             raise ValueError(
                 f"X has only {c} distinct points (with non-zero weight), fewer than "
                 f"n_clusters={k}; lower n_clusters")
         rand_vals = rs.uniform(size=t) * pot
-        np.multiply(w64, closest, out=cum)
-        np.cumsum(cum, out=cum)
         cand = np.searchsorted(cum, rand_vals)
         np.clip(cand, None, n - 1, out=cand)
         pots = b.kernel(X, cand.astype(np.intp), closest, w, dist, n_threads)
         best = int(np.argmin(pots))
         pot = pots[best]
-        closest[:] = dist[best]
+        update(dist[best], w, closest, cum)
         centers[c] = X[cand[best]]
         indices[c] = cand[best]
     return centers, indices

@@ -66,6 +66,10 @@ cdef extern from "_kmeans_vec.h" nogil:
                             double* acc)
     void fastla_pp_rows_f64(const double* X, long d, long i0, long i1, const double* ct,
                             double* acc)
+    void fastla_pp_update_f32(const double* row, const float* w, double* closest,
+                              double* cum, long n)
+    void fastla_pp_update_f64(const double* row, const double* w, double* closest,
+                              double* cum, long n)
 
 
 cdef inline int _argmin(const floating* row, int k) noexcept nogil:
@@ -386,6 +390,20 @@ def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
         for jj in range(t):
             pv[jj] += part[ch, jj]
     return pots
+
+
+def plusplus_update(const double[::1] row, const floating[::1] sample_weight,
+                    double[::1] closest, double[::1] cum):
+    """closest[:] = row; cum = cumsum(w * closest) (float64, sequential: bitwise NumPy's
+    ``np.cumsum(w.astype(float64) * closest)``), in one pass."""
+    cdef Py_ssize_t n = closest.shape[0]
+    if n == 0:
+        return
+    with nogil:
+        if floating is float:
+            fastla_pp_update_f32(&row[0], &sample_weight[0], &closest[0], &cum[0], n)
+        else:
+            fastla_pp_update_f64(&row[0], &sample_weight[0], &closest[0], &cum[0], n)
 
 
 # ------------------------------------------------------------------- mini-batch

@@ -225,4 +225,38 @@ typedef double fastla_v4d __attribute__((vector_size(32)));
 FASTLA_PP_ROWS(fastla_pp_rows_f32, float)
 FASTLA_PP_ROWS(fastla_pp_rows_f64, double)
 
+/* 3. k-means++ step update: closest[i] = row[i] and cum = the running sum of
+ * w[i] * closest[i], in one pass; bitwise what NumPy's cumsum(w64 * closest) gives (a
+ * rounded product, then a sequential addition): the multiply-add must not be fused. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FASTLA_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define FASTLA_NO_CONTRACT
+#endif
+
+#define FASTLA_PP_UPDATE(NAME, T)                                                  \
+    FASTLA_NO_CONTRACT static void NAME(const double* row, const T* w,             \
+                                        double* closest, double* cum, long n)      \
+    {                                                                              \
+        FASTLA_CLANG_NO_CONTRACT                                                   \
+        long i;                                                                    \
+        double s = 0.0, v, p;                                                      \
+        for (i = 0; i < n; i++) {                                                  \
+            v = row[i];                                                            \
+            closest[i] = v;                                                        \
+            p = (double)w[i] * v;                                                  \
+            s = i ? s + p : p;                                                     \
+            cum[i] = s;                                                            \
+        }                                                                          \
+    }
+
+#if defined(__clang__)
+#define FASTLA_CLANG_NO_CONTRACT _Pragma("clang fp contract(off)")
+#else
+#define FASTLA_CLANG_NO_CONTRACT
+#endif
+
+FASTLA_PP_UPDATE(fastla_pp_update_f32, float)
+FASTLA_PP_UPDATE(fastla_pp_update_f64, double)
+
 #endif /* FASTLA_KMEANS_VEC_H */

@@ -270,6 +270,11 @@ def plusplus_trials(X, candidates, closest, sample_weight, dist_out, n_threads):
     return pots
 
 
+def plusplus_update(row, sample_weight, closest, cum):
+    closest[:] = row
+    np.cumsum(sample_weight.astype(np.float64) * closest, out=cum)
+
+
 def minibatch_update(X, sample_weight, centers_old, centers_new, weight_sums, labels,
                      n_threads):
     for j in range(centers_old.shape[0]):

@@ -343,6 +343,22 @@ def plusplus_trials(X, candidates, closest, sample_weight, dist_out, n_threads):
     return _sum_parts(part)
 
 
+@jit(nogil=True)
+def _pp_update(row, w, closest, cum):
+    s = 0.0
+    for i in range(closest.shape[0]):
+        v = row[i]
+        closest[i] = v
+        p = np.float64(w[i]) * v
+        s = s + p if i else p
+        cum[i] = s
+
+
+def plusplus_update(row, sample_weight, closest, cum):
+    """closest[:] = row; cum = cumsum(w * closest) in float64 (NumPy's order)."""
+    _pp_update(row, sample_weight, closest, cum)
+
+
 # --------------------------------------------------------------------- mini-batch
 @jit()
 def _by_label(labels, k):
