@@ -66,6 +66,8 @@ cdef extern from "_kmeans_vec.h" nogil:
                             double* acc)
     void fastla_pp_rows_f64(const double* X, long d, long i0, long i1, const double* ct,
                             double* acc)
+    void fastla_stream_copy(double* dst, const double* src, long n)
+    void fastla_sfence()
     void fastla_pp_update_f32(const double* row, const float* w, double* closest,
                               double* cum, long n)
     void fastla_pp_update_f64(const double* row, const double* w, double* closest,
@@ -343,23 +345,25 @@ cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize
     features (_kmeans_vec.h, four rows at a time), then min with closest and the
     chunk's partial potentials in row order."""
     cdef double acc[CHUNK * TT]
-    cdef double p[TT]
-    cdef double dv
+    cdef double seg[CHUNK]
+    cdef double dv, pj
     cdef Py_ssize_t i, jj
     if floating is float:
         fastla_pp_rows_f32(X, d, i0, i1, ct, acc)
     else:
         fastla_pp_rows_f64(X, d, i0, i1, ct, acc)
-    for jj in range(TT):
-        p[jj] = 0.0
-    for i in range(i0, i1):
-        for jj in range(tn):
+    for jj in range(tn):
+        # one trial's segment of rows, streamed to dist_out; its potential summed in
+        # row order
+        pj = 0.0
+        for i in range(i0, i1):
             dv = acc[(i - i0) * TT + jj]
             dv = dv if dv < closest[i] else closest[i]
-            dist_out[(t0 + jj) * n + i] = dv
-            p[jj] += <double>w[i] * dv
-    for jj in range(tn):
-        pot[jj] = p[jj]
+            seg[i - i0] = dv
+            pj += <double>w[i] * dv
+        fastla_stream_copy(dist_out + (t0 + jj) * n + i0, seg, i1 - i0)
+        pot[jj] = pj
+    fastla_sfence()
 
 
 def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
