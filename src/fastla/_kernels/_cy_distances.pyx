@@ -42,6 +42,14 @@ DEF TM = 4        # X rows per register block in the direct kernel
 DEF TJ = 16       # Y rows per register block (contiguous after the transpose)
 DEF TILE = 256    # rows per tile, both sides (256x256 doubles = 512 KiB: L2)
 
+# outputs at least this large (beyond the last-level cache) are streamed to memory
+STREAM_BYTES = 32 << 20
+
+cdef extern from "_stream.h" nogil:
+    void fastla_stream_copy_f32(float* dst, const float* src, long n)
+    void fastla_stream_copy_f64(double* dst, const double* src, long n)
+    void fastla_sfence()
+
 
 cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt, int nt,
                        int d, int ldc) noexcept nogil:
@@ -97,9 +105,9 @@ cdef void _epilogue_row(const floating* g, floating* row, Py_ssize_t nt, double 
                         const double* yy, double thr, int metric, double gamma,
                         const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
     """One tile row: the GEMM terms g[j] = x.y (in the thread's cache-resident tile) ->
-    distances written once to the output row. The check and the transform are separate,
-    branch-free loops (they vectorise); rows with an entry under the cancellation
-    threshold take the scalar loop with the exact recomputation instead."""
+    distances written once to ``row``. One branch-free sweep (it vectorises) computes
+    the values and flags any entry under the cancellation threshold; a flagged row is
+    then redone by the scalar loop with the exact recomputation."""
     cdef Py_ssize_t j
     cdef int bad = 0
     cdef double d2
@@ -109,25 +117,25 @@ cdef void _epilogue_row(const floating* g, floating* row, Py_ssize_t nt, double 
             d2 = d2 if d2 > 0.0 else 0.0
             row[j] = <floating>(d2 if d2 < 2.0 else 2.0)
         return
-    for j in range(nt):
-        d2 = xi + yy[j] - 2.0 * <double>g[j]
-        bad |= d2 < thr * (xi + yy[j])
-    if bad:
-        for j in range(nt):
-            row[j] = <floating>_epilogue(g[j], xi, yy[j], thr, x, y + j * d, d, metric,
-                                         gamma)
-    elif metric == EUCLIDEAN:
+    if metric == EUCLIDEAN:
         for j in range(nt):
             d2 = xi + yy[j] - 2.0 * <double>g[j]
+            bad |= d2 < thr * (xi + yy[j])
             row[j] = <floating>sqrt(d2 if d2 > 0.0 else 0.0)
     elif metric == SQEUCLIDEAN:
         for j in range(nt):
             d2 = xi + yy[j] - 2.0 * <double>g[j]
+            bad |= d2 < thr * (xi + yy[j])
             row[j] = <floating>(d2 if d2 > 0.0 else 0.0)
     else:
         for j in range(nt):
             d2 = xi + yy[j] - 2.0 * <double>g[j]
+            bad |= d2 < thr * (xi + yy[j])
             row[j] = <floating>exp(-gamma * (d2 if d2 > 0.0 else 0.0))
+    if bad:
+        for j in range(nt):
+            row[j] = <floating>_epilogue(g[j], xi, yy[j], thr, x, y + j * d, d, metric,
+                                         gamma)
 
 
 cdef inline double _finish_direct(double acc, int metric, double p, double gamma) noexcept nogil:
@@ -251,9 +259,11 @@ def uses_gemm(int metric, int d):
 
 def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
               const floating[:, ::1] Yo, floating[:, ::1] out, int metric, double p, double gamma,
-              bint same, double recompute, int n_threads):
+              bint same, double recompute, bint stream, int n_threads):
     """Fill ``out[i, j]`` with the distance (or RBF value) between X[i] and Y[j]. IN: X
-    (m, d), Y (n, d); OUT: out (m, n). ``same``: Y is X (exact zeros on the diagonal)."""
+    (m, d), Y (n, d); OUT: out (m, n). ``same``: Y is X (exact zeros on the diagonal).
+    ``stream``: GEMM-path rows are finished in a per-thread buffer and written with
+    streaming stores (for outputs larger than the caches)."""
     cdef Py_ssize_t m = X.shape[0], n = Y.shape[0], d = X.shape[1]
     if m == 0 or n == 0:
         return
@@ -265,6 +275,8 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef floating* buf
     cdef floating* acc
     cdef floating* tile
+    cdef floating* rb
+    cdef floating* dst
     cdef const floating* xp = &X[0, 0]
     cdef const floating* yp = &Y[0, 0]
     cdef const floating* xo = &Xo[0, 0]
@@ -282,6 +294,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             buf = <floating*>malloc(d * TJ * sizeof(floating))
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm else NULL
+            rb = <floating*>malloc(TILE * sizeof(floating)) if gemm and stream else NULL
             for t in prange(tiles_i * tiles_j, schedule='dynamic'):
                 ti = t // tiles_j
                 tj = t % tiles_j
@@ -294,9 +307,17 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                     # finished values to the output: the output is written exactly once
                     _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE)
                     for i in range(i0, i0 + mt):
-                        _epilogue_row(tile + (i - i0) * TILE, op + i * n + j0, nt, xx[i],
+                        dst = rb if stream else op + i * n + j0
+                        _epilogue_row(tile + (i - i0) * TILE, dst, nt, xx[i],
                                       yy + j0, recompute, metric, gamma, xo + i * d,
                                       yo + j0 * d, d)
+                        if same and j0 <= i < j0 + nt:
+                            dst[i - j0] = <floating>diag
+                        if stream:
+                            if floating is float:
+                                fastla_stream_copy_f32(op + i * n + j0, rb, nt)
+                            else:
+                                fastla_stream_copy_f64(op + i * n + j0, rb, nt)
                 else:
                     for jb in range(j0, j0 + nt, TJ):
                         _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
@@ -306,12 +327,15 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                             for jj in range(min(TJ, j0 + nt - jb)):
                                 op[(i0 + r) * n + jb + jj] = <floating>_finish_direct(
                                     acc[r * TJ + jj], metric, p, gamma)
-                if same and ti == tj:
+                if same and ti == tj and not gemm:
                     for i in range(i0, i0 + mt):
                         op[i * n + i] = <floating>diag
+            if stream:
+                fastla_sfence()
             free(buf)
             free(acc)
             free(tile)
+            free(rb)
     finally:
         free(xx)
         free(yy)
@@ -474,10 +498,12 @@ def _centred(X, Y, int metric, bint same):
 
 def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
                        double recompute, int n_threads):
-    """Kernel entry: fills and returns ``out`` (m, n). BLAS runs one thread per tile."""
+    """Kernel entry: fills and returns ``out`` (m, n). BLAS runs one thread per tile.
+    Outputs of STREAM_BYTES or more are written with streaming stores."""
     Xc, Yc = _centred(X, Y, metric, same)
     with blas_single_thread():
-        _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute, n_threads)
+        _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute,
+                  out.nbytes >= STREAM_BYTES, n_threads)
     return out
 
 

@@ -66,7 +66,7 @@ cdef extern from "_kmeans_vec.h" nogil:
                             double* acc)
     void fastla_pp_rows_f64(const double* X, long d, long i0, long i1, const double* ct,
                             double* acc)
-    void fastla_stream_copy(double* dst, const double* src, long n)
+    void fastla_stream_copy_f64(double* dst, const double* src, long n)
     void fastla_sfence()
     void fastla_pp_update_f32(const double* row, const float* w, double* closest,
                               double* cum, long n)
@@ -361,7 +361,7 @@ cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize
             dv = dv if dv < closest[i] else closest[i]
             seg[i - i0] = dv
             pj += <double>w[i] * dv
-        fastla_stream_copy(dist_out + (t0 + jj) * n + i0, seg, i1 - i0)
+        fastla_stream_copy_f64(dist_out + (t0 + jj) * n + i0, seg, i1 - i0)
         pot[jj] = pj
     fastla_sfence()
 

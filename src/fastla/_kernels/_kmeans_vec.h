@@ -22,6 +22,8 @@
 
 #include <string.h>
 
+#include "_stream.h"
+
 #define FASTLA_ARGMIN_SCALAR(NAME, T)                                  \
     static inline int NAME(const T* row, int k)                        \
     {                                                                  \
@@ -224,35 +226,6 @@ typedef double fastla_v4d __attribute__((vector_size(32)));
 
 FASTLA_PP_ROWS(fastla_pp_rows_f32, float)
 FASTLA_PP_ROWS(fastla_pp_rows_f64, double)
-
-/* Streaming (non-temporal) copy of n doubles: the k-means++ trial distances are written
- * once and read back (one row of them) only after the whole pass over X, so caching them
- * only costs a read of every line before it is written. SSE2 exists on every x86-64;
- * elsewhere a plain copy. fastla_sfence() orders the streamed stores before the
- * results are read by another thread. */
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#include <stdint.h>
-static inline void fastla_stream_copy(double* dst, const double* src, long n)
-{
-    long i = 0;
-    while (i < n && ((uintptr_t)(dst + i) & 15)) {
-        dst[i] = src[i];
-        i++;
-    }
-    for (; i + 2 <= n; i += 2)
-        _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
-static inline void fastla_sfence(void) { _mm_sfence(); }
-#else
-static inline void fastla_stream_copy(double* dst, const double* src, long n)
-{
-    memcpy(dst, src, (size_t)n * sizeof(double));
-}
-static inline void fastla_sfence(void) {}
-#endif
 
 /* 3. k-means++ step update: closest[i] = row[i] and cum = the running sum of
  * w[i] * closest[i], in one pass; bitwise what NumPy's cumsum(w64 * closest) gives (a
