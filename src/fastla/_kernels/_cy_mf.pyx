@@ -24,6 +24,9 @@ from libc.stdlib cimport free, malloc
 import numpy as np
 
 
+cdef extern from "_stream.h" nogil:
+    void fastla_prefetch_rows(const void* p, long nbytes)
+
 cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t k) noexcept nogil:
     # sixteen partial sums: vectorisable without -ffast-math (one AVX-512 register of
     # floats), a fixed order, and half the dependent additions of eight sums (the dot
@@ -74,6 +77,9 @@ cdef double _block(const int* users, const int* items, const floating* ratings,
             gbu_c = Gbu[cur]
         i = items[n]
         q = Q + i * k
+        if n + 1 < end:
+            # the next rating's item row: L2 -> L1 while this update runs
+            fastla_prefetch_rows(Q + items[n + 1] * k, k * sizeof(floating))
         dot = _dot(buf, q, k)
         if biased:
             est = mu + bu_c + bi[i] + dot

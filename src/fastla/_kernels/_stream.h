@@ -1,4 +1,6 @@
-/* Streaming (non-temporal) stores for outputs that are written once and not read back
+/* Memory hints shared by the kernels.
+ *
+ * Streaming (non-temporal) stores for outputs that are written once and not read back
  * soon (a pairwise distance matrix larger than the caches, the k-means++ trial
  * distances): a cached store first reads each line it writes; a streaming store does
  * not, which cuts the memory traffic of such writes by up to half.
@@ -58,6 +60,20 @@ static inline void fastla_stream_copy_f32(float* dst, const float* src, long n)
 
 static inline void fastla_sfence(void) {}
 
+#endif
+
+/* fastla_prefetch_rows(p, nbytes): ask for the cache lines of [p, p + nbytes) ahead of
+ * use (a hint: never faults; nothing on compilers without the builtin). */
+#if defined(__GNUC__) || defined(__clang__)
+static inline void fastla_prefetch_rows(const void* p, long nbytes)
+{
+    const char* c = (const char*)p;
+    long o;
+    for (o = 0; o < nbytes; o += 64)
+        __builtin_prefetch(c + o);
+}
+#else
+static inline void fastla_prefetch_rows(const void* p, long nbytes) { (void)p; (void)nbytes; }
 #endif
 
 #endif /* FASTLA_STREAM_H */
