@@ -161,16 +161,17 @@ def _counting_order(keys, n_keys):
 
 def _grid(u, i, n_users, n_items, B, rs):
     """Order of the ratings (block-major, by user inside a block, each user's ratings of
-    a block in a random order) and the block offsets: two stable counting sorts (by user,
-    then by block) of the ratings taken in a random permutation."""
+    a block in the items' random permutation) and the block offsets: three stable
+    counting sorts (least significant key first: permuted item, user, block)."""
     perm_u = rs.permutation(n_users).astype(np.int64)
     perm_i = rs.permutation(n_items).astype(np.int64)
+    pi = perm_i[i]
     ub = (perm_u[u] * B) // max(n_users, 1)
-    ib = (perm_i[i] * B) // max(n_items, 1)
+    ib = (pi * B) // max(n_items, 1)
     block = ub * B + ib
-    shuffled = rs.permutation(len(u))
-    by_user, _ = _counting_order(u[shuffled], n_users)
-    idx = shuffled[by_user]
+    idx, _ = _counting_order(pi, n_items)
+    by_user, _ = _counting_order(u[idx], n_users)
+    idx = idx[by_user]
     by_block, ptr = _counting_order(block[idx], B * B)
     return idx[by_block], ptr
 
