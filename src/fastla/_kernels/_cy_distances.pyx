@@ -46,8 +46,8 @@ DEF TILE = 256    # rows per tile, both sides (256x256 doubles = 512 KiB: L2)
 STREAM_BYTES = 32 << 20
 
 cdef extern from "_stream.h" nogil:
-    void fastla_stream_copy_f32(float* dst, const float* src, long n)
-    void fastla_stream_copy_f64(double* dst, const double* src, long n)
+    void fastla_stream_copy_f32(float* dst, const float* src, Py_ssize_t n)
+    void fastla_stream_copy_f64(double* dst, const double* src, Py_ssize_t n)
     void fastla_sfence()
 
 

@@ -62,16 +62,16 @@ cdef inline void _scores(const floating* x, const floating* c, const floating* c
 cdef extern from "_kmeans_vec.h" nogil:
     int fastla_argmin_f32(const float* row, int k)
     int fastla_argmin_f64(const double* row, int k)
-    void fastla_pp_rows_f32(const float* X, long d, long i0, long i1, const double* ct,
+    void fastla_pp_rows_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1, const double* ct,
                             double* acc)
-    void fastla_pp_rows_f64(const double* X, long d, long i0, long i1, const double* ct,
+    void fastla_pp_rows_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1, const double* ct,
                             double* acc)
-    void fastla_stream_copy_f64(double* dst, const double* src, long n)
+    void fastla_stream_copy_f64(double* dst, const double* src, Py_ssize_t n)
     void fastla_sfence()
     void fastla_pp_update_f32(const double* row, const float* w, double* closest,
-                              double* cum, long n)
+                              double* cum, Py_ssize_t n)
     void fastla_pp_update_f64(const double* row, const double* w, double* closest,
-                              double* cum, long n)
+                              double* cum, Py_ssize_t n)
 
 
 cdef inline int _argmin(const floating* row, int k) noexcept nogil:

@@ -25,7 +25,7 @@ import numpy as np
 
 
 cdef extern from "_stream.h" nogil:
-    void fastla_prefetch_rows(const void* p, long nbytes)
+    void fastla_prefetch_rows(const void* p, Py_ssize_t nbytes)
 
 cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t k) noexcept nogil:
     # sixteen partial sums: vectorisable without -ffast-math (one AVX-512 register of

@@ -175,12 +175,12 @@ typedef double fastla_v4d __attribute__((vector_size(32)));
  * FASTLA_PP_FB at a time into a small buffer that the inner loop broadcasts from L1;
  * (c - x)^2 == (x - c)^2 exactly. */
 #define FASTLA_PP_ROWS(NAME, T)                                                    \
-    static inline void NAME(const T* X, long d, long i0, long i1, const double* ct, \
+    static inline void NAME(const T* X, ptrdiff_t d, ptrdiff_t i0, ptrdiff_t i1, const double* ct, \
                             double* acc)                                            \
     {                                                                              \
         double xd[FASTLA_PP_R * FASTLA_PP_FB];                                     \
         double tmp[FASTLA_PP_R * 8];                                               \
-        long i, f0, row;                                                           \
+        ptrdiff_t i, f0, row;                                                           \
         int r, j, fb, nr;                                                          \
         for (i = i0; i < i1; i += FASTLA_PP_R) {                                   \
             FASTLA_PP_DECL;                                                        \
@@ -204,10 +204,10 @@ typedef double fastla_v4d __attribute__((vector_size(32)));
 #else
 
 #define FASTLA_PP_ROWS(NAME, T)                                                    \
-    static inline void NAME(const T* X, long d, long i0, long i1, const double* ct, \
+    static inline void NAME(const T* X, ptrdiff_t d, ptrdiff_t i0, ptrdiff_t i1, const double* ct, \
                             double* acc)                                            \
     {                                                                              \
-        long i, f;                                                                 \
+        ptrdiff_t i, f;                                                                 \
         int t;                                                                     \
         double v;                                                                  \
         for (i = i0; i < i1; i++) {                                                \
@@ -238,10 +238,10 @@ FASTLA_PP_ROWS(fastla_pp_rows_f64, double)
 
 #define FASTLA_PP_UPDATE(NAME, T)                                                  \
     FASTLA_NO_CONTRACT static void NAME(const double* row, const T* w,             \
-                                        double* closest, double* cum, long n)      \
+                                        double* closest, double* cum, ptrdiff_t n)      \
     {                                                                              \
         FASTLA_CLANG_NO_CONTRACT                                                   \
-        long i;                                                                    \
+        ptrdiff_t i;                                                                    \
         double s = 0.0, v, p;                                                      \
         for (i = 0; i < n; i++) {                                                  \
             v = row[i];                                                            \

@@ -12,15 +12,20 @@
 #ifndef FASTLA_STREAM_H
 #define FASTLA_STREAM_H
 
+#include <stddef.h>
+#if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
+#define inline __inline
+#endif
+
 #include <string.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #include <stdint.h>
 
-static inline void fastla_stream_copy_f64(double* dst, const double* src, long n)
+static inline void fastla_stream_copy_f64(double* dst, const double* src, ptrdiff_t n)
 {
-    long i = 0;
+    ptrdiff_t i = 0;
     while (i < n && ((uintptr_t)(dst + i) & 15)) {
         dst[i] = src[i];
         i++;
@@ -31,9 +36,9 @@ static inline void fastla_stream_copy_f64(double* dst, const double* src, long n
         dst[i] = src[i];
 }
 
-static inline void fastla_stream_copy_f32(float* dst, const float* src, long n)
+static inline void fastla_stream_copy_f32(float* dst, const float* src, ptrdiff_t n)
 {
-    long i = 0;
+    ptrdiff_t i = 0;
     while (i < n && ((uintptr_t)(dst + i) & 15)) {
         dst[i] = src[i];
         i++;
@@ -48,12 +53,12 @@ static inline void fastla_sfence(void) { _mm_sfence(); }
 
 #else
 
-static inline void fastla_stream_copy_f64(double* dst, const double* src, long n)
+static inline void fastla_stream_copy_f64(double* dst, const double* src, ptrdiff_t n)
 {
     memcpy(dst, src, (size_t)n * sizeof(double));
 }
 
-static inline void fastla_stream_copy_f32(float* dst, const float* src, long n)
+static inline void fastla_stream_copy_f32(float* dst, const float* src, ptrdiff_t n)
 {
     memcpy(dst, src, (size_t)n * sizeof(float));
 }
@@ -65,15 +70,15 @@ static inline void fastla_sfence(void) {}
 /* fastla_prefetch_rows(p, nbytes): ask for the cache lines of [p, p + nbytes) ahead of
  * use (a hint: never faults; nothing on compilers without the builtin). */
 #if defined(__GNUC__) || defined(__clang__)
-static inline void fastla_prefetch_rows(const void* p, long nbytes)
+static inline void fastla_prefetch_rows(const void* p, ptrdiff_t nbytes)
 {
     const char* c = (const char*)p;
-    long o;
+    ptrdiff_t o;
     for (o = 0; o < nbytes; o += 64)
         __builtin_prefetch(c + o);
 }
 #else
-static inline void fastla_prefetch_rows(const void* p, long nbytes) { (void)p; (void)nbytes; }
+static inline void fastla_prefetch_rows(const void* p, ptrdiff_t nbytes) { (void)p; (void)nbytes; }
 #endif
 
 #endif /* FASTLA_STREAM_H */
