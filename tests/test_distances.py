@@ -5,6 +5,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 import fastla
+from fastla import _backend
 from conftest import op_backend
 
 SCIPY = {"euclidean": "euclidean", "sqeuclidean": "sqeuclidean", "cosine": "cosine",
@@ -271,3 +272,26 @@ def test_read_only_inputs(backend):
     np.testing.assert_allclose(D, cdist(X, X), atol=1e-12)
     _, idx = fastla.nearest_neighbors(X, k=2, backend=backend)
     assert idx.shape == (9, 2)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+def test_streamed_output_is_bitwise_the_cached_one(monkeypatch, dtype, metric):
+    """Outputs of STREAM_BYTES or more are written with streaming stores from a row
+    buffer: force that path on small, odd shapes (unaligned rows, partial tiles, the
+    diagonal of Y=None) and compare with the ordinary stores."""
+    import sys
+
+    op_backend("pairwise_distances", "cython")
+    fn = _backend.entry("pairwise_distances", "cython", "pairwise_distances")
+    mod = sys.modules[fn.__module__]
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((301, 37)).astype(dtype)
+    Y = rng.standard_normal((263, 37)).astype(dtype)
+    ref = [fastla.pairwise_distances(X, Y, metric, backend="cython"),
+           fastla.pairwise_distances(X, None, metric, backend="cython")]
+    monkeypatch.setattr(mod, "STREAM_BYTES", 0)
+    got = [fastla.pairwise_distances(X, Y, metric, backend="cython"),
+           fastla.pairwise_distances(X, None, metric, backend="cython")]
+    for a, b in zip(got, ref):
+        np.testing.assert_array_equal(a, b)
+    assert (np.diag(got[1]) == 0).all()

@@ -23,31 +23,23 @@
 #include <emmintrin.h>
 #include <stdint.h>
 
-static inline void fastla_stream_copy_f64(double* dst, const double* src, ptrdiff_t n)
-{
-    ptrdiff_t i = 0;
-    while (i < n && ((uintptr_t)(dst + i) & 15)) {
-        dst[i] = src[i];
-        i++;
+/* TYPE values, W per 16-byte vector, STORE / LOAD the SSE2 intrinsics */
+#define FASTLA_STREAM_COPY(NAME, TYPE, W, STORE, LOAD)                               \
+    static inline void NAME(TYPE* dst, const TYPE* src, ptrdiff_t n)                 \
+    {                                                                                \
+        ptrdiff_t i = 0;                                                             \
+        while (i < n && ((uintptr_t)(dst + i) & 15)) {                               \
+            dst[i] = src[i];                                                         \
+            i++;                                                                     \
+        }                                                                            \
+        for (; i + (W) <= n; i += (W))                                               \
+            STORE(dst + i, LOAD(src + i));                                           \
+        for (; i < n; i++)                                                           \
+            dst[i] = src[i];                                                         \
     }
-    for (; i + 2 <= n; i += 2)
-        _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
 
-static inline void fastla_stream_copy_f32(float* dst, const float* src, ptrdiff_t n)
-{
-    ptrdiff_t i = 0;
-    while (i < n && ((uintptr_t)(dst + i) & 15)) {
-        dst[i] = src[i];
-        i++;
-    }
-    for (; i + 4 <= n; i += 4)
-        _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
+FASTLA_STREAM_COPY(fastla_stream_copy_f64, double, 2, _mm_stream_pd, _mm_loadu_pd)
+FASTLA_STREAM_COPY(fastla_stream_copy_f32, float, 4, _mm_stream_ps, _mm_loadu_ps)
 
 static inline void fastla_sfence(void) { _mm_sfence(); }
 
