@@ -345,24 +345,31 @@ cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize
     features (_kmeans_vec.h, four rows at a time), then min with closest and the
     chunk's partial potentials in row order."""
     cdef double acc[CHUNK * TT]
-    cdef double seg[CHUNK]
-    cdef double dv, pj
+    cdef double seg[TT * CHUNK]
+    cdef double p[TT]
+    cdef double dv, c, wi
     cdef Py_ssize_t i, jj
     if floating is float:
         fastla_pp_rows_f32(X, d, i0, i1, ct, acc)
     else:
         fastla_pp_rows_f64(X, d, i0, i1, ct, acc)
-    for jj in range(tn):
-        # one trial's segment of rows, streamed to dist_out; its potential summed in
-        # row order
-        pj = 0.0
-        for i in range(i0, i1):
+    for jj in range(TT):
+        p[jj] = 0.0
+    # rows outer, trials inner: the trials' potential sums are independent chains that
+    # overlap (one trial at a time would wait on each addition); each sum is still in
+    # row order
+    for i in range(i0, i1):
+        c = closest[i]
+        wi = <double>w[i]
+        for jj in range(tn):
             dv = acc[(i - i0) * TT + jj]
-            dv = dv if dv < closest[i] else closest[i]
-            seg[i - i0] = dv
-            pj += <double>w[i] * dv
-        fastla_stream_copy_f64(dist_out + (t0 + jj) * n + i0, seg, i1 - i0)
-        pot[jj] = pj
+            dv = dv if dv < c else c
+            seg[jj * CHUNK + (i - i0)] = dv
+            p[jj] += wi * dv
+    for jj in range(tn):
+        # each trial's segment of rows, streamed to dist_out
+        fastla_stream_copy_f64(dist_out + (t0 + jj) * n + i0, seg + jj * CHUNK, i1 - i0)
+        pot[jj] = p[jj]
     fastla_sfence()
 
 
