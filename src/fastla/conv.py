@@ -170,8 +170,7 @@ def _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, *, rows=None, cols
     if status is not None:
         # the Cython kernel reports non-finite outputs; they prove the image finite only
         # if every image row and column is read by some output
-        status.append(b.name != "cython" or bool(flag) or not _covers(rowidx, H)
-                      or not _covers(colidx, W))
+        status.append(bool(flag) or not _covers(rowidx, H) or not _covers(colidx, W))
     return out
 
 
@@ -236,10 +235,11 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
         method = "direct"
     cval_c = complex(cval)
 
+    # status: one entry per kernel call, True where the image still needs its check
     status = None
     if check_image is not None:
         if b.name == "cython" and method == "direct" and img.dtype.kind != "c" \
-                and w.dtype.kind != "c" and complex(cval).imag == 0:
+                and w.dtype.kind != "c" and cval_c.imag == 0:
             status = []
         else:
             check_image()
@@ -268,7 +268,7 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
         a = run(img.real, bank, cval_c.real)
         c = run(img.imag, bank, cval_c.imag)
         res = (a[:, :K] - c[:, K:]) + 1j * (a[:, K:] + c[:, :K])
-    if status is not None and (not status or any(status)):
+    if status is not None and (not status or any(status)):  # no kernel ran: check anyway
         check_image()
     return _cast_out(res, out_dtype)
 

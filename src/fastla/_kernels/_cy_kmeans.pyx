@@ -66,12 +66,15 @@ cdef extern from "_kmeans_vec.h" nogil:
                             double* acc)
     void fastla_pp_rows_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1, const double* ct,
                             double* acc)
-    void fastla_stream_copy_f64(double* dst, const double* src, Py_ssize_t n)
-    void fastla_sfence()
     void fastla_pp_update_f32(const double* row, const float* w, double* closest,
                               double* cum, Py_ssize_t n)
     void fastla_pp_update_f64(const double* row, const double* w, double* closest,
                               double* cum, Py_ssize_t n)
+
+
+cdef extern from "_stream.h" nogil:
+    void fastla_stream_copy_f64(double* dst, const double* src, Py_ssize_t n)
+    void fastla_sfence()
 
 
 cdef inline int _argmin(const floating* row, int k) noexcept nogil:
@@ -342,7 +345,7 @@ cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize
                     double* pot) noexcept nogil:
     """Rows [i0, i1) (at most CHUNK) against trials t0..t0+tn (tn <= TT), candidates
     transposed in ct[f * TT + jj]: all trial distances of a row in one sweep of its
-    features (_kmeans_vec.h, four rows at a time), then min with closest and the
+    features (_kmeans_vec.h, 8 rows at a time on AVX-512, else 4), then min with closest and the
     chunk's partial potentials in row order."""
     cdef double acc[CHUNK * TT]
     cdef double seg[TT * CHUNK]

@@ -22,8 +22,6 @@
 
 #include <string.h>
 
-#include "_stream.h"
-
 #define FASTLA_ARGMIN_SCALAR(NAME, T)                                  \
     static inline int NAME(const T* row, int k)                        \
     {                                                                  \
@@ -104,15 +102,13 @@ FASTLA_ARGMIN_VEC(fastla_argmin_f64, fastla_argmin_scalar_f64, double, fastla_vf
 /* 2. k-means++ trial distances.
  *
  * fastla_pp_rows_f32 / _f64 (X, d, i0, i1, ct, acc): for rows i0..i1-1 of X (n x d, row
- * major) and FASTLA_PP_TT = 8 trial centres stored transposed (ct[f * 8 + t], float64),
+ * major) and 8 trial centres stored transposed (ct[f * 8 + t], float64),
  * acc[(i - i0) * 8 + t] = sum over f, in feature order, of (x_if - ct[f * 8 + t])^2 in
  * float64. The order of each sum is that of a scalar loop over f; what the vectors add is
  * independence: the 8 trials of a row sit in one register (AVX-512) or two, and eight or
  * four rows are walked together so that eight accumulation chains run at once instead of
  * one row's (the scalar loop was bound by the latency of its additions).
  */
-#define FASTLA_PP_TT 8
-
 #define FASTLA_PP_FB 64 /* features per converted block */
 
 #if defined(__GNUC__) || defined(__clang__)
