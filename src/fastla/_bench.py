@@ -32,6 +32,12 @@ def add_parser(sub):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--simd", action="store_true",
                    help="only compare the ISA variants of the compiled kernels")
+    p.add_argument("--rounds", type=int, default=None, metavar="N",
+                   help="instead of the table: N interleaved rounds of fastla's fastest "
+                   "backend and each peer on the cases whose title contains --match, "
+                   "one ratio per round (how stable a ratio is on this machine)")
+    p.add_argument("--match", default="", metavar="TEXT",
+                   help="with --rounds: only the cases whose title contains TEXT")
     p.set_defaults(func=run_cli)
 
 
@@ -256,11 +262,52 @@ def _run_simd(args):
     return 0
 
 
+def run_rounds(case, rounds, repeat, n_threads):
+    """Side-by-side rounds of one case: fastla's backends are timed once to pick the
+    fastest, then each round times that backend and every available peer (same data,
+    same thread count). Returns (that backend, [(round, fastla seconds, {peer: seconds})]).
+    """
+    import fastla
+
+    data = case.setup()
+    backends = [b for b in fastla.available_backends(case.op) if b != "python"]
+    best = min(backends, key=lambda b: best_time(lambda: case.run(b, data, n_threads), 1))
+    peers = [p for p in case.peers if p.available() is None]
+    out = []
+    for r in range(rounds):
+        t = best_time(lambda: case.run(best, data, n_threads), repeat)
+        tp = {}
+        for peer in peers:
+            with peer_threads(n_threads):
+                tp[peer.name] = best_time(lambda: peer.run(data), repeat)
+        out.append((r + 1, t, tp))
+    return best, out
+
+
+def _run_rounds_cli(args, repeat):
+    cases = [c for c in collect_cases(args.ops, args.quick) if args.match in c.title]
+    if not cases:
+        print(f"no case title contains {args.match!r}", file=sys.stderr)
+        return 2
+    print(f"{args.rounds} rounds, {time.strftime('%Y-%m-%d %H:%M')}, "
+          f"threads={args.n_threads or 'all'}; ratio = peer time / fastla time")
+    for case in cases:
+        backend, res = run_rounds(case, args.rounds, repeat, args.n_threads)
+        print(f"{case.title} (fastla: {backend})")
+        for r, t, tp in res:
+            peers = "  ".join(f"{name} {_ms(tp[name]).strip()} ({tp[name] / t:.2f}x)"
+                              for name in tp)
+            print(f"  round {r}: fastla {_ms(t).strip()}  {peers}")
+    return 0
+
+
 def run_cli(args):
     import fastla
 
     if args.simd:
         return _run_simd(args)
+    if args.rounds:
+        return _run_rounds_cli(args, args.repeat or (2 if args.quick else 5))
 
     repeat = args.repeat or (2 if args.quick else 5)
     cases = collect_cases(args.ops, args.quick)
