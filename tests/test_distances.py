@@ -295,3 +295,31 @@ def test_streamed_output_is_bitwise_the_cached_one(monkeypatch, dtype, metric):
     for a, b in zip(got, ref):
         np.testing.assert_array_equal(a, b)
     assert (np.diag(got[1]) == 0).all()
+
+
+@pytest.mark.parametrize("metric", ["manhattan", "chebyshev"])
+def test_direct_blocks_write_only_their_rows(dtype, metric):
+    """Manhattan and chebyshev write full 16-column blocks straight from registers into
+    the output: every ISA variant, partial row groups (m % 4 != 0, a last tile of 3 rows)
+    and partial column blocks, rows past the output untouched, Y=None's zero diagonal."""
+    from fastla._kernels import _simd
+
+    rng = np.random.default_rng(5)
+    m, n, d = 259, 35, 13
+    X = rng.standard_normal((m, d)).astype(dtype)
+    Y = rng.standard_normal((n, d)).astype(dtype)
+    code = {"manhattan": 3, "chebyshev": 4}[metric]
+    for level in _simd.supported_levels():
+        try:
+            mod = _simd.load("_cy_distances", level=level)
+        except ImportError:
+            continue  # variant not built by this compiler
+        for A, B, same in ((X, Y, False), (X, X, True)):
+            big = np.full((A.shape[0] + 4, B.shape[0]), -7.0, dtype=dtype)
+            out = big[:A.shape[0]]
+            mod.pairwise_distances(A, B, out, code, 1.0, 0.0, same, 0.0, 2)
+            ref = cdist(A.astype(np.float64), B.astype(np.float64), SCIPY[metric])
+            np.testing.assert_allclose(out, ref, **_tol(dtype))
+            assert (big[A.shape[0]:] == -7.0).all()
+            if same:
+                assert (np.diag(out) == 0).all()

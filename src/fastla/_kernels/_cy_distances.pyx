@@ -3,7 +3,7 @@
 # One tiled engine for every metric: a tile of X rows against a tile of Y rows gets its
 # middle term from BLAS (sqeuclidean, euclidean, cosine, rbf: ``X_t @ Y_t.T`` through
 # scipy's cython_blas, one thread per tile) or from a direct loop (manhattan, chebyshev,
-# minkowski, and euclidean when few features), then a fused epilogue (norms, clamp,
+# minkowski, and euclidean when few features: _direct.h), then a fused epilogue (norms, clamp,
 # sqrt/exp, cast) and a reducer: write into ``out`` or keep the k best per row.
 #
 # Precision: the GEMM trick ||x||^2 + ||y||^2 - 2 x.y cancels when the distance is
@@ -148,76 +148,67 @@ cdef inline double _finish_direct(double acc, int metric, double p, double gamma
     return acc
 
 
-cdef void _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py_ssize_t mt,
-                        Py_ssize_t nt, Py_ssize_t d, int metric, double p, floating* acc) noexcept nogil:
+cdef extern from "_direct.h" nogil:
+    # FASTLA_TJ == TJ and FASTLA_TM == TM (the header's block shape)
+    void fastla_direct_l1_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
+                              const float* Yt, float* acc, float* out, Py_ssize_t ldo)
+    void fastla_direct_l1_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
+                              const double* Yt, double* acc, double* out, Py_ssize_t ldo)
+    void fastla_direct_l2_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
+                              const float* Yt, float* acc, float* out, Py_ssize_t ldo)
+    void fastla_direct_l2_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
+                              const double* Yt, double* acc, double* out, Py_ssize_t ldo)
+    void fastla_direct_linf_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
+                                const float* Yt, float* acc, float* out, Py_ssize_t ldo)
+    void fastla_direct_linf_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
+                                const double* Yt, double* acc, double* out, Py_ssize_t ldo)
+
+
+cdef void _minkowski_block(const floating* X, const floating* Yt, Py_ssize_t i0,
+                           Py_ssize_t mt, Py_ssize_t d, double p, floating* acc) noexcept nogil:
+    """acc[r * TJ + jj] = sum_k |x - y|^p (scalar pow: its cost dominates any blocking)."""
+    cdef Py_ssize_t r, k, jj
+    cdef floating xv
+    cdef floating pp = <floating>p
+    for r in range(0, mt):
+        for jj in range(TJ):
+            acc[r * TJ + jj] = 0
+        for k in range(d):
+            xv = X[(i0 + r) * d + k]
+            for jj in range(TJ):
+                acc[r * TJ + jj] += pow(fabs(xv - Yt[k * TJ + jj]), pp)
+
+
+cdef bint _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py_ssize_t mt,
+                        Py_ssize_t nt, Py_ssize_t d, int metric, double p, floating* acc,
+                        floating* out, Py_ssize_t ldo) noexcept nogil:
     """acc[mt, TJ] = raw metric accumulations of X rows i0.. against a transposed Y block.
 
-    Yt is (d, TJ): column jj holds Y row j0 + jj (zero-padded past the end). The inner
-    loop runs over jj, contiguous and free of reductions, so it vectorises at -O3.
+    Yt is (d, TJ): column jj holds Y row j0 + jj (zero-padded past the end). The blocks
+    are the vector kernels of _direct.h (four X rows by TJ columns in registers), pow for
+    minkowski. Manhattan and chebyshev sums are final: a full block (nt == TJ) is written
+    straight to ``out`` (row r at out + r * ldo; NULL: never) and True returned;
+    otherwise the sums are in ``acc`` for the caller's finishing loop.
     """
-    cdef Py_ssize_t r, k, jj
-    cdef floating xv0, xv1, xv2, xv3, yv, t
-    cdef const floating* yk
-    # local accumulators: GCC knows they cannot alias, so they stay in vector registers
-    cdef floating a0[TJ]
-    cdef floating a1[TJ]
-    cdef floating a2[TJ]
-    cdef floating a3[TJ]
-    cdef floating pp = <floating>p
-    for r in range(0, mt, TM):
-        for jj in range(TJ):
-            a0[jj] = 0
-            a1[jj] = 0
-            a2[jj] = 0
-            a3[jj] = 0
-        # rows past mt read the last X row; their sums land in acc's spare rows
-        for k in range(d):
-            xv0 = X[(i0 + r) * d + k]
-            xv1 = X[(i0 + min(r + 1, mt - 1)) * d + k]
-            xv2 = X[(i0 + min(r + 2, mt - 1)) * d + k]
-            xv3 = X[(i0 + min(r + 3, mt - 1)) * d + k]
-            yk = Yt + k * TJ
-            if metric == MANHATTAN:
-                for jj in range(TJ):
-                    yv = yk[jj]
-                    a0[jj] += fabs(xv0 - yv)
-                    a1[jj] += fabs(xv1 - yv)
-                    a2[jj] += fabs(xv2 - yv)
-                    a3[jj] += fabs(xv3 - yv)
-            elif metric == CHEBYSHEV:
-                for jj in range(TJ):
-                    yv = yk[jj]
-                    t = fabs(xv0 - yv)
-                    a0[jj] = a0[jj] if a0[jj] > t else t
-                    t = fabs(xv1 - yv)
-                    a1[jj] = a1[jj] if a1[jj] > t else t
-                    t = fabs(xv2 - yv)
-                    a2[jj] = a2[jj] if a2[jj] > t else t
-                    t = fabs(xv3 - yv)
-                    a3[jj] = a3[jj] if a3[jj] > t else t
-            elif metric == MINKOWSKI:
-                for jj in range(TJ):
-                    yv = yk[jj]
-                    a0[jj] += pow(fabs(xv0 - yv), pp)
-                    a1[jj] += pow(fabs(xv1 - yv), pp)
-                    a2[jj] += pow(fabs(xv2 - yv), pp)
-                    a3[jj] += pow(fabs(xv3 - yv), pp)
-            else:  # squared differences (euclidean family, small d)
-                for jj in range(TJ):
-                    yv = yk[jj]
-                    t = xv0 - yv
-                    a0[jj] += t * t
-                    t = xv1 - yv
-                    a1[jj] += t * t
-                    t = xv2 - yv
-                    a2[jj] += t * t
-                    t = xv3 - yv
-                    a3[jj] += t * t
-        for jj in range(TJ):
-            acc[r * TJ + jj] = a0[jj]
-            acc[(r + 1) * TJ + jj] = a1[jj]
-            acc[(r + 2) * TJ + jj] = a2[jj]
-            acc[(r + 3) * TJ + jj] = a3[jj]
+    cdef floating* dst = out if nt == TJ and (metric == MANHATTAN or metric == CHEBYSHEV) \
+        else NULL
+    if metric == MINKOWSKI:
+        _minkowski_block(X, Yt, i0, mt, d, p, acc)
+    elif floating is float:
+        if metric == MANHATTAN:
+            fastla_direct_l1_f32(X, d, i0, mt, Yt, acc, dst, ldo)
+        elif metric == CHEBYSHEV:
+            fastla_direct_linf_f32(X, d, i0, mt, Yt, acc, dst, ldo)
+        else:  # squared differences (euclidean family, small d)
+            fastla_direct_l2_f32(X, d, i0, mt, Yt, acc, NULL, 0)
+    else:
+        if metric == MANHATTAN:
+            fastla_direct_l1_f64(X, d, i0, mt, Yt, acc, dst, ldo)
+        elif metric == CHEBYSHEV:
+            fastla_direct_linf_f64(X, d, i0, mt, Yt, acc, dst, ldo)
+        else:
+            fastla_direct_l2_f64(X, d, i0, mt, Yt, acc, NULL, 0)
+    return dst != NULL
 
 
 cdef void _transpose_block(const floating* Y, Py_ssize_t j0, Py_ssize_t nt, Py_ssize_t d,
@@ -295,7 +286,9 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm else NULL
             rb = <floating*>malloc(TILE * sizeof(floating)) if gemm and stream else NULL
-            for t in prange(tiles_i * tiles_j, schedule='dynamic'):
+            # static: each thread takes a contiguous band of output rows, so two threads
+            # do not fault the same fresh (huge) pages of a new output at the same time
+            for t in prange(tiles_i * tiles_j, schedule='static'):
                 ti = t // tiles_j
                 tj = t % tiles_j
                 i0 = ti * TILE
@@ -321,8 +314,9 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                 else:
                     for jb in range(j0, j0 + nt, TJ):
                         _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
-                        _direct_block(xp, buf, i0, mt, min(TJ, j0 + nt - jb), d, metric,
-                                      p, acc)
+                        if _direct_block(xp, buf, i0, mt, min(TJ, j0 + nt - jb), d, metric,
+                                         p, acc, op + i0 * n + jb, n):
+                            continue
                         for r in range(mt):
                             for jj in range(min(TJ, j0 + nt - jb)):
                                 op[(i0 + r) * n + jb + jj] = <floating>_finish_direct(
@@ -445,7 +439,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                         for jb in range(j0, j0 + nt, TJ):
                             _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
                             _direct_block(xp, buf, i0, mt, min(TJ, j0 + nt - jb), d, metric,
-                                          p, acc)
+                                          p, acc, NULL, 0)
                             for r in range(mt):
                                 for jj in range(min(TJ, j0 + nt - jb)):
                                     if same and i0 + r == jb + jj:
