@@ -51,13 +51,40 @@ cdef extern from "_stream.h" nogil:
     void fastla_sfence()
 
 
+cdef extern from "_gemm_tile.h" nogil:
+    const int FASTLA_GEMM_OWN
+    void fastla_gemm_pack_f32(const float* y, Py_ssize_t nt, Py_ssize_t d, float* yp)
+    void fastla_gemm_pack_f64(const double* y, Py_ssize_t nt, Py_ssize_t d, double* yp)
+    void fastla_gemm_tile_f32(const float* x, Py_ssize_t mt, Py_ssize_t d, const float* yp,
+                              Py_ssize_t nt, float* c, Py_ssize_t ldc)
+    void fastla_gemm_tile_f64(const double* x, Py_ssize_t mt, Py_ssize_t d, const double* yp,
+                              Py_ssize_t nt, double* c, Py_ssize_t ldc)
+
+# The tiles' GEMM: fastla's own register-blocked kernel (_gemm_tile.h) on the AVX-512
+# build, where it beats a BLAS call per tile (no packing of x, no call overhead; same
+# feature-order sums), else single-threaded BLAS. A module global so that tests can run
+# both paths.
+OWN_GEMM = bool(FASTLA_GEMM_OWN)
+# per-thread packing buffer of the own GEMM: (TILE + PACK_PAD) * d values
+DEF PACK_PAD = 64
+
+
 cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt, int nt,
-                       int d, int ldc) noexcept nogil:
-    """c[mt, nt] (row-major, ld ldc) = x[mt, d] @ y[nt, d].T, single-threaded BLAS."""
+                       int d, int ldc, floating* ypk) noexcept nogil:
+    """c[mt, nt] (row-major, ld ldc) = x[mt, d] @ y[nt, d].T: the own tile GEMM when a
+    packing buffer ypk is given, else single-threaded BLAS."""
     cdef char ta = b'T'
     cdef char tb = b'N'
     cdef float one_f = 1.0, zero_f = 0.0
     cdef double one_d = 1.0, zero_d = 0.0
+    if ypk != NULL:
+        if floating is float:
+            fastla_gemm_pack_f32(y, nt, d, ypk)
+            fastla_gemm_tile_f32(x, mt, d, ypk, nt, c, ldc)
+        else:
+            fastla_gemm_pack_f64(y, nt, d, ypk)
+            fastla_gemm_tile_f64(x, mt, d, ypk, nt, c, ldc)
+        return
     # column-major view: C^T (nt x mt) = Y (nt x d) @ X^T (d x mt)
     if floating is float:
         sgemm(&ta, &tb, &nt, &mt, &d, &one_f, <float*>y, &d, <float*>x, &d, &zero_f,
@@ -250,11 +277,12 @@ def uses_gemm(int metric, int d):
 
 def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
               const floating[:, ::1] Yo, floating[:, ::1] out, int metric, double p, double gamma,
-              bint same, double recompute, bint stream, int n_threads):
+              bint same, double recompute, bint stream, bint own, int n_threads):
     """Fill ``out[i, j]`` with the distance (or RBF value) between X[i] and Y[j]. IN: X
     (m, d), Y (n, d); OUT: out (m, n). ``same``: Y is X (exact zeros on the diagonal).
     ``stream``: GEMM-path rows are finished in a per-thread buffer and written with
-    streaming stores (for outputs larger than the caches)."""
+    streaming stores (for outputs larger than the caches). ``own``: the tiles' GEMM is
+    _gemm_tile.h's (else BLAS, which the caller pins to one thread)."""
     cdef Py_ssize_t m = X.shape[0], n = Y.shape[0], d = X.shape[1]
     if m == 0 or n == 0:
         return
@@ -274,6 +302,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef const floating* yo = &Yo[0, 0]
     cdef floating* op = &out[0, 0]
     cdef double diag = 1.0 if metric == RBF else 0.0
+    cdef floating* ypk
     if gemm:
         xx = <double*>malloc(m * sizeof(double))
         yy = <double*>malloc(n * sizeof(double))
@@ -286,6 +315,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm else NULL
             rb = <floating*>malloc(TILE * sizeof(floating)) if gemm and stream else NULL
+            ypk = <floating*>malloc((TILE + PACK_PAD) * d * sizeof(floating)) if gemm and own else NULL
             # static: each thread takes a contiguous band of output rows, so two threads
             # do not fault the same fresh (huge) pages of a new output at the same time
             for t in prange(tiles_i * tiles_j, schedule='static'):
@@ -298,7 +328,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                 if gemm:
                     # GEMM into the thread's tile (stays in L2), then one pass writes the
                     # finished values to the output: the output is written exactly once
-                    _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE)
+                    _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE, ypk)
                     for i in range(i0, i0 + mt):
                         dst = rb if stream else op + i * n + j0
                         _epilogue_row(tile + (i - i0) * TILE, dst, nt, xx[i],
@@ -330,6 +360,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             free(acc)
             free(tile)
             free(rb)
+            free(ypk)
     finally:
         free(xx)
         free(yy)
@@ -377,7 +408,7 @@ cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const doub
 def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
         const floating[:, ::1] Yo,
         int k, int metric, double p, bint same, floating[:, ::1] out_dist, Py_ssize_t[:, ::1] out_idx,
-                      int n_threads):
+        bint own, int n_threads):
     """For each X row, the k nearest Y rows (sorted; ties to the lower index), without
     the m x n matrix: per-thread tiles of TILE x TILE, then an exact re-computation of
     the k survivors. ``same``: Y is X and each row's own index is excluded."""
@@ -390,6 +421,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     cdef double* xx = NULL
     cdef double* yy = NULL
     cdef floating* tile
+    cdef floating* ypk
     cdef floating* buf
     cdef floating* acc
     cdef double* bd
@@ -410,6 +442,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                 _norms(yp, n, d, metric, yy, n_threads)
         with nogil, parallel(num_threads=n_threads):
             tile = <floating*>malloc(TILE * TILE * sizeof(floating))
+            ypk = <floating*>malloc((TILE + PACK_PAD) * d * sizeof(floating)) if gemm and own else NULL
             buf = <floating*>malloc(d * TJ * sizeof(floating))
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             bd = <double*>malloc(TILE * k * sizeof(double))
@@ -424,7 +457,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                 for j0 in range(0, n, TILE):
                     nt = min(TILE, n - j0)
                     if gemm:
-                        _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE)
+                        _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE, ypk)
                         for r in range(mt):
                             # selection keys (monotone in the distance, no sqrt/recompute)
                             # in one vectorised sweep that also tells whether any key can
@@ -469,6 +502,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                                                                         p, 0.0)
                         out_idx[i0 + r, q] = bi[r * k + q]
             free(tile)
+            free(ypk)
             free(buf)
             free(acc)
             free(bd)
@@ -495,9 +529,14 @@ def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
     """Kernel entry: fills and returns ``out`` (m, n). BLAS runs one thread per tile.
     Outputs of STREAM_BYTES or more are written with streaming stores."""
     Xc, Yc = _centred(X, Y, metric, same)
-    with blas_single_thread():
-        _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute,
-                  out.nbytes >= STREAM_BYTES, n_threads)
+    stream = out.nbytes >= STREAM_BYTES
+    if OWN_GEMM:
+        _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute, stream, True,
+                  n_threads)
+    else:
+        with blas_single_thread():
+            _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute, stream, False,
+                      n_threads)
     return out
 
 
@@ -507,6 +546,9 @@ def nearest_neighbors(X, Y, int k, int metric, double p, bint same, int n_thread
     dist = np.empty((m, k), dtype=X.dtype)
     idx = np.empty((m, k), dtype=np.intp)
     Xc, Yc = _centred(X, Y, metric, same)
-    with blas_single_thread():
-        _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, n_threads)
+    if OWN_GEMM:
+        _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, True, n_threads)
+    else:
+        with blas_single_thread():
+            _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, False, n_threads)
     return dist, idx
