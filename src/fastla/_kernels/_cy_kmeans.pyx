@@ -27,6 +27,8 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+import contextlib
+
 import numpy as np
 
 from .._threads import blas_single_thread
@@ -40,14 +42,51 @@ DEF TT = 8        # k-means++ trials evaluated together (one AVX-512 register of
 DEF PAD = 8       # doubles per cache line: group buffers start on their own line
 
 
+cdef extern from "_gemm_tile.h" nogil:
+    const int FASTLA_GEMM_OWN
+    void fastla_gemm_pack_f32(const float* y, Py_ssize_t nt, Py_ssize_t d, float* yp)
+    void fastla_gemm_pack_f64(const double* y, Py_ssize_t nt, Py_ssize_t d, double* yp)
+    void fastla_gemm_tile_f32_ex(const float* x, Py_ssize_t mt, Py_ssize_t d,
+                                 const float* yp, Py_ssize_t nt, float* c, Py_ssize_t ldc,
+                                 float alpha, const float* bias)
+    void fastla_gemm_tile_f64_ex(const double* x, Py_ssize_t mt, Py_ssize_t d,
+                                 const double* yp, Py_ssize_t nt, double* c, Py_ssize_t ldc,
+                                 double alpha, const double* bias)
+
+# The chunks' GEMM: the distance engine's register-blocked tile kernel (_gemm_tile.h) on
+# the AVX-512 build (centres packed once per pass), else single-threaded BLAS. Same
+# scores either way (sums in feature order, then -2 s + ||c||^2 rounded once). A module
+# global so that tests can run both paths.
+OWN_GEMM = bool(FASTLA_GEMM_OWN)
+DEF PACK_PAD = 64  # packed centres and padded norms hold k + PACK_PAD rows
+
+
+cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
+    """The centres in the tile kernel's panels (NULL if out of memory: BLAS path)."""
+    cdef floating* cpk = <floating*>malloc((k + PACK_PAD) * d * sizeof(floating))
+    if cpk != NULL:
+        if floating is float:
+            fastla_gemm_pack_f32(c, k, d, cpk)
+        else:
+            fastla_gemm_pack_f64(c, k, d, cpk)
+    return cpk
+
+
 cdef inline void _scores(const floating* x, const floating* c, const floating* cnorm,
-                         floating* buf, int mt, int k, int d) noexcept nogil:
-    """buf[mt, k] (row-major) = ||c_j||^2 - 2 x_i . c_j, by single-threaded BLAS."""
+                         floating* buf, int mt, int k, int d, const floating* cpk) noexcept nogil:
+    """buf[mt, k] (row-major) = ||c_j||^2 - 2 x_i . c_j: the tile kernel on the packed
+    centres cpk (cnorm zero-padded to k + PACK_PAD), or single-threaded BLAS if NULL."""
     cdef char ta = b'T'
     cdef char tb = b'N'
     cdef float m2_f = -2.0, one_f = 1.0
     cdef double m2_d = -2.0, one_d = 1.0
     cdef int i
+    if cpk != NULL:
+        if floating is float:
+            fastla_gemm_tile_f32_ex(x, mt, d, cpk, k, buf, k, -2.0, cnorm)
+        else:
+            fastla_gemm_tile_f64_ex(x, mt, d, cpk, k, buf, k, -2.0, cnorm)
+        return
     for i in range(mt):
         memcpy(buf + <Py_ssize_t>i * k, cnorm, k * sizeof(floating))
     # column-major view: buf^T (k x mt) = -2 C (k x d) @ X^T (d x mt) + buf^T
@@ -57,6 +96,11 @@ cdef inline void _scores(const floating* x, const floating* c, const floating* c
     else:
         dgemm(&ta, &tb, &k, &mt, &d, &m2_d, <double*>c, &d, <double*>x, &d, &one_d,
               <double*>buf, &k)
+
+
+def _blas_pinned(bint pin):
+    """BLAS pinned to one thread while the kernel's threads call it (pin), else nothing."""
+    return blas_single_thread() if pin else contextlib.nullcontext()
 
 
 cdef extern from "_kmeans_vec.h" nogil:
@@ -149,14 +193,15 @@ cdef void _merge_groups(const double* gbuf, Py_ssize_t n_groups, Py_ssize_t k,
 
 cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
                        const floating* cnorm, Py_ssize_t r0, Py_ssize_t r1, int k, int d,
-                       floating* buf, int* labels, double* gb) noexcept nogil:
+                       floating* buf, int* labels, double* gb,
+                       const floating* cpk) noexcept nogil:
     """Rows [r0, r1): assign by chunks, then add w x into this group's buffer."""
     cdef Py_ssize_t i0, i
     cdef int mt, lab
     i0 = r0
     while i0 < r1:
         mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
-        _scores(X + i0 * d, C, cnorm, buf, mt, k, d)
+        _scores(X + i0 * d, C, cnorm, buf, mt, k, d, cpk)
         for i in range(mt):
             lab = _argmin(buf + i * k, k)
             labels[i0 + i] = lab
@@ -174,11 +219,16 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
     cdef Py_ssize_t ch, i0, i
     cdef int mt, lab
     cdef floating* buf
-    cdef floating* cnorm = <floating*>malloc(k * sizeof(floating))
+    cdef floating* cnorm = <floating*>calloc(k + PACK_PAD, sizeof(floating))
+    cdef floating* cpk = NULL
     cdef const floating* xp = &X[0, 0]
     cdef const floating* cp = &centers[0, 0]
+    if cnorm == NULL:
+        raise MemoryError("k-means centre norms")
+    if OWN_GEMM:
+        cpk = _packed_centres(cp, k, d)
     try:
-        with blas_single_thread():
+        with _blas_pinned(cpk == NULL):
           with nogil:
             _center_norms(cp, k, d, cnorm)
             with parallel(num_threads=n_threads):
@@ -186,7 +236,7 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
                 for ch in prange(n_chunks, schedule='dynamic'):
                     i0 = ch * CHUNK
                     mt = <int>min(<Py_ssize_t>CHUNK, n - i0)
-                    _scores(xp + i0 * d, cp, cnorm, buf, mt, <int>k, <int>d)
+                    _scores(xp + i0 * d, cp, cnorm, buf, mt, <int>k, <int>d, cpk)
                     for i in range(mt):
                         lab = _argmin(buf + i * k, <int>k)
                         labels[i0 + i] = lab
@@ -194,6 +244,7 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
                 free(buf)
     finally:
         free(cnorm)
+        free(cpk)
 
 
 def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
@@ -205,8 +256,9 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     cdef Py_ssize_t stride = _stride(k, d)
     cdef Py_ssize_t g
     cdef floating* buf
-    cdef floating* cnorm = <floating*>malloc(k * sizeof(floating))
+    cdef floating* cnorm = <floating*>calloc(k + PACK_PAD, sizeof(floating))
     cdef double* gbuf = <double*>calloc(n_groups * stride, sizeof(double))
+    cdef floating* cpk = NULL
     if cnorm == NULL or gbuf == NULL:
         free(cnorm)
         free(gbuf)
@@ -214,8 +266,10 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     cdef const floating* xp = &X[0, 0]
     cdef const floating* cp = &centers[0, 0]
     cdef const floating* wp = &sample_weight[0]
+    if OWN_GEMM:
+        cpk = _packed_centres(cp, k, d)
     try:
-        with blas_single_thread():
+        with _blas_pinned(cpk == NULL):
           with nogil:
             _center_norms(cp, k, d, cnorm)
             with parallel(num_threads=n_threads):
@@ -223,12 +277,13 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                 for g in prange(n_groups, schedule='dynamic'):
                     _lloyd_group(xp, wp, cp, cnorm, g * n // n_groups,
                                  (g + 1) * n // n_groups, <int>k, <int>d, buf, &labels[0],
-                                 gbuf + g * stride)
+                                 gbuf + g * stride, cpk)
                 free(buf)
             _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
     finally:
         free(cnorm)
         free(gbuf)
+        free(cpk)
 
 
 def inertia(const floating[:, ::1] X, const floating[::1] sample_weight,

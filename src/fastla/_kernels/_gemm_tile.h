@@ -5,6 +5,10 @@
  *   y[p * NR + jj, k], zero past nt. yp holds round_up(nt, NR) * d values.
  * fastla_gemm_tile_<f32|f64>(x, mt, d, yp, nt, c, ldc): c[i * ldc + j] = x[i] . y[j]
  *   for i < mt, j < nt (x row-major (mt, d)), summed in feature order per entry.
+ * fastla_gemm_tile_<f32|f64>_ex(..., alpha, bias): with bias != NULL,
+ *   c[i * ldc + j] = alpha * (x[i] . y[j]) + bias[j] (bias holds round_up(nt, NR) values;
+ *   alpha a power of two, so that the product is exact and the sum rounds once, as in
+ *   BLAS's alpha * A B + beta C with beta = 1).
  *
  * Register blocking: MR rows of x by NV = 2 vectors of y per step (AVX-512: 8 x 16 doubles
  * or 8 x 32 floats, 16 accumulators; narrower ISAs: 4 rows), x broadcast from its rows, the
@@ -69,8 +73,9 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
                         dst[k * NR] = 0;                                                 \
             }                                                                            \
     }                                                                                    \
-    static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
-                            ptrdiff_t nt, T* c, ptrdiff_t ldc)                           \
+    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
+                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
+                                 const T* bias)                                          \
     {                                                                                    \
         enum { L = FASTLA_GBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
                MR = FASTLA_GEMM_MR };                                                    \
@@ -99,6 +104,15 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
                             a[r][v] += yv[v] * b;                                        \
                     }                                                                    \
                 }                                                                        \
+                if (bias) { /* a = alpha * a + bias[j]: one rounding (alpha = +-2^e) */ \
+                    _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                     \
+                    {                                                                    \
+                        VF bv;                                                           \
+                        memcpy(&bv, bias + p * NR + v * L, sizeof(VF));                  \
+                        _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                \
+                            a[r][v] = a[r][v] * alpha + bv;                              \
+                    }                                                                    \
+                }                                                                        \
                 _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                        \
                 {                                                                        \
                     T* dst = c + (i + r) * ldc + p * NR;                                 \
@@ -116,6 +130,11 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
                 }                                                                        \
             }                                                                            \
         }                                                                                \
+    }                                                                                    \
+    static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
+                            ptrdiff_t nt, T* c, ptrdiff_t ldc)                           \
+    {                                                                                    \
+        NAME##_ex(x, mt, d, yp, nt, c, ldc, 1, NULL);                                    \
     }
 
 FASTLA_GEMM_TILE(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float, fastla_gvf32)
@@ -135,8 +154,9 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_gvf6
                 for (k = 0; k < d; k++)                                                  \
                     yp[(p * d + k) * 8 + jj] = p * 8 + jj < nt ? y[(p * 8 + jj) * d + k] : 0; \
     }                                                                                    \
-    static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
-                            ptrdiff_t nt, T* c, ptrdiff_t ldc)                           \
+    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
+                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
+                                 const T* bias)                                          \
     {                                                                                    \
         ptrdiff_t i, j, k;                                                               \
         for (i = 0; i < mt; i++)                                                         \
@@ -144,8 +164,13 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_gvf6
                 T s = 0;                                                                 \
                 for (k = 0; k < d; k++)                                                  \
                     s += x[i * d + k] * yp[((j / 8) * d + k) * 8 + j % 8];               \
-                c[i * ldc + j] = s;                                                      \
+                c[i * ldc + j] = bias ? s * alpha + bias[j] : s;                         \
             }                                                                            \
+    }                                                                                    \
+    static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
+                            ptrdiff_t nt, T* c, ptrdiff_t ldc)                           \
+    {                                                                                    \
+        NAME##_ex(x, mt, d, yp, nt, c, ldc, 1, NULL);                                    \
     }
 
 FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float)
