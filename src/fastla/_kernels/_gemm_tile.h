@@ -56,6 +56,56 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
 #endif
 #define FASTLA_GEMM_NR(T) ((int)(FASTLA_GEMM_NV * FASTLA_GBYTES / sizeof(T)))
 
+/* One column panel against every row block of the tile, NVV vectors wide (NV, or 1 for a
+ * last panel of at most one vector's columns: no work on the padding). Expanded inside
+ * FASTLA_GEMM_TILE's function, whose locals it uses. */
+#define FASTLA_GEMM_ROWS(T, VF, NVV)                                                     \
+            for (i = 0; i < mt; i += MR) {                                               \
+                const T* xr[MR];                                                         \
+                VF a[MR][NVV];                                                            \
+                _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                        \
+                {                                                                        \
+                    xr[r] = x + (i + r < mt ? i + r : mt - 1) * d;                       \
+                    _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
+                        a[r][v] = (VF){0};                                               \
+                }                                                                        \
+                for (k = 0; k < d; k++) {                                                \
+                    VF yv[NVV];                                                           \
+                    _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
+                        memcpy(&yv[v], yb + k * NR + v * L, sizeof(VF));                 \
+                    _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                    \
+                    {                                                                    \
+                        const T b = xr[r][k];                                            \
+                        _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                 \
+                            a[r][v] += yv[v] * b;                                        \
+                    }                                                                    \
+                }                                                                        \
+                if (bias) { /* a = alpha * a + bias[j]: one rounding (alpha = +-2^e) */ \
+                    _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
+                    {                                                                    \
+                        VF bv;                                                           \
+                        memcpy(&bv, bias + p * NR + v * L, sizeof(VF));                  \
+                        _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                \
+                            a[r][v] = a[r][v] * alpha + bv;                              \
+                    }                                                                    \
+                }                                                                        \
+                _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                        \
+                {                                                                        \
+                    T* dst = c + (i + r) * ldc + p * NR;                                 \
+                    if (i + r >= mt)                                                     \
+                        break;                                                           \
+                    if (ncol == NR) {                                                    \
+                        _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                 \
+                            memcpy(dst + v * L, &a[r][v], sizeof(VF));                   \
+                    } else {                                                             \
+                        T tmp[NR];                                                       \
+                        _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                 \
+                            memcpy(tmp + v * L, &a[r][v], sizeof(VF));                   \
+                        memcpy(dst, tmp, (size_t)ncol * sizeof(T));                      \
+                    }                                                                    \
+                }                                                                        \
+            }
+
 #define FASTLA_GEMM_TILE(NAME, PACK, T, VF)                                              \
     static inline void PACK(const T* y, ptrdiff_t nt, ptrdiff_t d, T* yp)                \
     {                                                                                    \
@@ -84,51 +134,10 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
         for (p = 0; p * NR < nt; p++) {                                                  \
             const T* yb = yp + p * d * NR;                                               \
             ptrdiff_t ncol = nt - p * NR < NR ? nt - p * NR : NR;                        \
-            for (i = 0; i < mt; i += MR) {                                               \
-                const T* xr[MR];                                                         \
-                VF a[MR][NV];                                                            \
-                _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                        \
-                {                                                                        \
-                    xr[r] = x + (i + r < mt ? i + r : mt - 1) * d;                       \
-                    _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                     \
-                        a[r][v] = (VF){0};                                               \
-                }                                                                        \
-                for (k = 0; k < d; k++) {                                                \
-                    VF yv[NV];                                                           \
-                    _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                     \
-                        memcpy(&yv[v], yb + k * NR + v * L, sizeof(VF));                 \
-                    _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                    \
-                    {                                                                    \
-                        const T b = xr[r][k];                                            \
-                        _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                 \
-                            a[r][v] += yv[v] * b;                                        \
-                    }                                                                    \
-                }                                                                        \
-                if (bias) { /* a = alpha * a + bias[j]: one rounding (alpha = +-2^e) */ \
-                    _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                     \
-                    {                                                                    \
-                        VF bv;                                                           \
-                        memcpy(&bv, bias + p * NR + v * L, sizeof(VF));                  \
-                        _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                \
-                            a[r][v] = a[r][v] * alpha + bv;                              \
-                    }                                                                    \
-                }                                                                        \
-                _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                        \
-                {                                                                        \
-                    T* dst = c + (i + r) * ldc + p * NR;                                 \
-                    if (i + r >= mt)                                                     \
-                        break;                                                           \
-                    if (ncol == NR) {                                                    \
-                        _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                 \
-                            memcpy(dst + v * L, &a[r][v], sizeof(VF));                   \
-                    } else {                                                             \
-                        T tmp[NR];                                                       \
-                        _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                 \
-                            memcpy(tmp + v * L, &a[r][v], sizeof(VF));                   \
-                        memcpy(dst, tmp, (size_t)ncol * sizeof(T));                      \
-                    }                                                                    \
-                }                                                                        \
-            }                                                                            \
+            if (ncol <= L)                                                               \
+                FASTLA_GEMM_ROWS(T, VF, 1)                                               \
+            else                                                                         \
+                FASTLA_GEMM_ROWS(T, VF, NV)                                              \
         }                                                                                \
     }                                                                                    \
     static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
