@@ -71,14 +71,34 @@ typedef long long fastla_dvi64 __attribute__((vector_size(FASTLA_DBYTES)));
 #define FASTLA_FMA_SUB FASTLA_PLAIN_SUB
 #endif
 
+/* FASTLA_VMAX(VF, a, u): the larger of a and u per lane (the inputs are finite) */
+#if defined(__AVX512F__)
+#define FASTLA_VMAX(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm512_max_pd((__m512d)(a), (__m512d)(u))               \
+                         : (VF)_mm512_max_ps((__m512)(a), (__m512)(u)))
+#elif defined(__AVX__)
+#include <immintrin.h>
+#define FASTLA_VMAX(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm256_max_pd((__m256d)(a), (__m256d)(u))               \
+                         : (VF)_mm256_max_ps((__m256)(a), (__m256)(u)))
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#define FASTLA_VMAX(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm_max_pd((__m128d)(a), (__m128d)(u))                  \
+                         : (VF)_mm_max_ps((__m128)(a), (__m128)(u)))
+#else
+#define FASTLA_VMAX(VF, a, u)                                                        \
+    ((VF)(((__typeof__(absmask))(u) & (__typeof__(absmask))((u) > (a))) |             \
+          ((__typeof__(absmask))(a) & ~(__typeof__(absmask))((u) > (a)))))
+#endif
+
 /* STEP(a, t) folds the difference vector t into accumulator a. */
 #define FASTLA_L1_STEP(VF, VI, a, t) ((a) += (VF)((VI)(t) & absmask))
 #define FASTLA_L2_STEP(VF, VI, a, t) ((a) += (t) * (t))
 #define FASTLA_LINF_STEP(VF, VI, a, t)                                               \
     do {                                                                             \
         VF u_ = (VF)((VI)(t) & absmask);                                             \
-        VI gt_ = (VI)(u_ > (a));                                                     \
-        (a) = (VF)(((VI)u_ & gt_) | ((VI)(a) & ~gt_));                               \
+        (a) = FASTLA_VMAX(VF, a, u_);                                                \
     } while (0)
 
 /* NAME, scalar T, vector VF, its integer twin VI, STEP, SUB, MASK: T's sign-clearing bits */
@@ -86,54 +106,47 @@ typedef long long fastla_dvi64 __attribute__((vector_size(FASTLA_DBYTES)));
     static inline void NAME(const T* X, ptrdiff_t d, ptrdiff_t i0, ptrdiff_t mt,     \
                             const T* Yt, T* acc, T* out, ptrdiff_t ldo)              \
     {                                                                                \
-        enum { L = FASTLA_DBYTES / sizeof(T), NV = FASTLA_TJ / L };                  \
+        /* R rows per step: 16 accumulators with AVX-512's 32 registers, 8 with the \
+         * 16 of AVX2 and SSE2 (more would spill); at most FASTLA_TM */             \
+        enum { L = FASTLA_DBYTES / sizeof(T), NV = FASTLA_TJ / L,                    \
+               RA = (FASTLA_DBYTES == 64 ? 16 : 8) / NV,                             \
+               R = RA < 1 ? 1 : RA > FASTLA_TM ? FASTLA_TM : RA };                   \
         const VI absmask = (VI){0} + (MASK);                                         \
         ptrdiff_t r, k;                                                              \
-        int v;                                                                       \
+        int v, q;                                                                    \
         (void)absmask;                                                               \
-        for (r = 0; r < mt; r += FASTLA_TM) {                                        \
-            const T* x0 = FASTLA_DROW(X, d, i0, r, mt);                              \
-            const T* x1 = FASTLA_DROW(X, d, i0, r + 1, mt);                          \
-            const T* x2 = FASTLA_DROW(X, d, i0, r + 2, mt);                          \
-            const T* x3 = FASTLA_DROW(X, d, i0, r + 3, mt);                          \
-            VF a0[NV], a1[NV], a2[NV], a3[NV];                                       \
-            for (v = 0; v < NV; v++)                                                 \
-                a0[v] = a1[v] = a2[v] = a3[v] = (VF){0};                             \
+        for (r = 0; r < mt; r += R) {                                                \
+            const T* xr[R];                                                          \
+            VF a[R][NV];                                                             \
+            _Pragma("GCC unroll 8") for (q = 0; q < R; q++)                          \
+            {                                                                        \
+                xr[q] = FASTLA_DROW(X, d, i0, r + q, mt);                            \
+                _Pragma("GCC unroll 8") for (v = 0; v < NV; v++)                     \
+                    a[q][v] = (VF){0};                                               \
+            }                                                                        \
             for (k = 0; k < d; k++) {                                                \
                 /* y - x (x broadcast): exactly -(x - y), so |.| and (.)^2 are the   \
                  * same values as with x - y */                                      \
-                const T b0 = x0[k], b1 = x1[k], b2 = x2[k], b3 = x3[k];              \
                 _Pragma("GCC unroll 8") for (v = 0; v < NV; v++)                     \
                 {                                                                    \
-                    VF y, t;                                                         \
+                    VF y;                                                            \
                     memcpy(&y, Yt + k * FASTLA_TJ + v * L, sizeof(VF));              \
-                    t = SUB(VF, T, y, b0);                                                    \
-                    STEP(VF, VI, a0[v], t);                                          \
-                    t = SUB(VF, T, y, b1);                                                    \
-                    STEP(VF, VI, a1[v], t);                                          \
-                    t = SUB(VF, T, y, b2);                                                    \
-                    STEP(VF, VI, a2[v], t);                                          \
-                    t = SUB(VF, T, y, b3);                                                    \
-                    STEP(VF, VI, a3[v], t);                                          \
+                    _Pragma("GCC unroll 8") for (q = 0; q < R; q++)                  \
+                    {                                                                \
+                        VF t = SUB(VF, T, y, xr[q][k]);                              \
+                        STEP(VF, VI, a[q][v], t);                                    \
+                    }                                                                \
                 }                                                                    \
             }                                                                        \
-            if (out) { /* final values: straight into the output rows */             \
-                for (v = 0; v < NV; v++) {                                           \
-                    memcpy(out + r * ldo + v * L, &a0[v], sizeof(VF));               \
-                    if (r + 1 < mt)                                                  \
-                        memcpy(out + (r + 1) * ldo + v * L, &a1[v], sizeof(VF));     \
-                    if (r + 2 < mt)                                                  \
-                        memcpy(out + (r + 2) * ldo + v * L, &a2[v], sizeof(VF));     \
-                    if (r + 3 < mt)                                                  \
-                        memcpy(out + (r + 3) * ldo + v * L, &a3[v], sizeof(VF));     \
-                }                                                                    \
-                continue;                                                            \
-            }                                                                        \
-            for (v = 0; v < NV; v++) {                                               \
-                memcpy(acc + r * FASTLA_TJ + v * L, &a0[v], sizeof(VF));             \
-                memcpy(acc + (r + 1) * FASTLA_TJ + v * L, &a1[v], sizeof(VF));       \
-                memcpy(acc + (r + 2) * FASTLA_TJ + v * L, &a2[v], sizeof(VF));       \
-                memcpy(acc + (r + 3) * FASTLA_TJ + v * L, &a3[v], sizeof(VF));       \
+            _Pragma("GCC unroll 8") for (q = 0; q < R; q++)                          \
+            {                                                                        \
+                /* final values straight into the output rows (none past mt), or    \
+                 * the sums into acc (its spare rows included) */                    \
+                T* dst = out ? out + (r + q) * ldo : acc + (r + q) * FASTLA_TJ;      \
+                if (out && r + q >= mt)                                              \
+                    break;                                                           \
+                _Pragma("GCC unroll 8") for (v = 0; v < NV; v++)                     \
+                    memcpy(dst + v * L, &a[q][v], sizeof(VF));                       \
             }                                                                        \
         }                                                                            \
     }
