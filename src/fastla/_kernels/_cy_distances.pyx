@@ -38,7 +38,7 @@ DEF CHEBYSHEV = 4
 DEF MINKOWSKI = 5
 DEF RBF = 6
 
-DEF TM = 4        # X rows per register block in the direct kernel
+DEF TM = 8        # X rows per register block in the direct kernel
 DEF TJ = 16       # Y rows per register block (contiguous after the transpose)
 DEF TILE = 256    # rows per tile, both sides (256x256 doubles = 512 KiB: L2)
 

@@ -28,7 +28,7 @@
 #endif
 
 #define FASTLA_TJ 16 /* Y rows per transposed block */
-#define FASTLA_TM 4  /* X rows per register block */
+#define FASTLA_TM 8  /* X rows per register block */
 
 /* row r of the block, clamped to the last valid one */
 #define FASTLA_DROW(X, d, i0, r, mt) ((X) + ((i0) + ((r) < (mt) ? (r) : (mt) - 1)) * (d))
