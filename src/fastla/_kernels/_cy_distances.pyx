@@ -176,19 +176,14 @@ cdef inline double _finish_direct(double acc, int metric, double p, double gamma
 
 
 cdef extern from "_direct.h" nogil:
-    # FASTLA_TJ == TJ and FASTLA_TM == TM (the header's block shape)
-    void fastla_direct_l1_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
-                              const float* Yt, float* acc, float* out, Py_ssize_t ldo)
-    void fastla_direct_l1_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
-                              const double* Yt, double* acc, double* out, Py_ssize_t ldo)
-    void fastla_direct_l2_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
-                              const float* Yt, float* acc, float* out, Py_ssize_t ldo)
-    void fastla_direct_l2_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
-                              const double* Yt, double* acc, double* out, Py_ssize_t ldo)
-    void fastla_direct_linf_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
-                                const float* Yt, float* acc, float* out, Py_ssize_t ldo)
-    void fastla_direct_linf_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t mt,
-                                const double* Yt, double* acc, double* out, Py_ssize_t ldo)
+    # FASTLA_TJ == TJ and FASTLA_TM == TM (the header's block shape); kind: 0 squared
+    # differences, 1 manhattan, 2 chebyshev
+    void fastla_direct_f32(int kind, const float* X, Py_ssize_t d, Py_ssize_t i0,
+                           Py_ssize_t mt, const float* Yt, float* acc, float* out,
+                           Py_ssize_t ldo)
+    void fastla_direct_f64(int kind, const double* X, Py_ssize_t d, Py_ssize_t i0,
+                           Py_ssize_t mt, const double* Yt, double* acc, double* out,
+                           Py_ssize_t ldo)
 
 
 cdef void _minkowski_block(const floating* X, const floating* Yt, Py_ssize_t i0,
@@ -212,29 +207,20 @@ cdef bint _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py
     """acc[mt, TJ] = raw metric accumulations of X rows i0.. against a transposed Y block.
 
     Yt is (d, TJ): column jj holds Y row j0 + jj (zero-padded past the end). The blocks
-    are the vector kernels of _direct.h (four X rows by TJ columns in registers), pow for
+    are the vector kernels of _direct.h (up to TM X rows by TJ columns in registers), pow for
     minkowski. Manhattan and chebyshev sums are final: a full block (nt == TJ) is written
     straight to ``out`` (row r at out + r * ldo; NULL: never) and True returned;
     otherwise the sums are in ``acc`` for the caller's finishing loop.
     """
     cdef floating* dst = out if nt == TJ and (metric == MANHATTAN or metric == CHEBYSHEV) \
         else NULL
+    cdef int kind = 1 if metric == MANHATTAN else (2 if metric == CHEBYSHEV else 0)
     if metric == MINKOWSKI:
         _minkowski_block(X, Yt, i0, mt, d, p, acc)
     elif floating is float:
-        if metric == MANHATTAN:
-            fastla_direct_l1_f32(X, d, i0, mt, Yt, acc, dst, ldo)
-        elif metric == CHEBYSHEV:
-            fastla_direct_linf_f32(X, d, i0, mt, Yt, acc, dst, ldo)
-        else:  # squared differences (euclidean family, small d)
-            fastla_direct_l2_f32(X, d, i0, mt, Yt, acc, NULL, 0)
+        fastla_direct_f32(kind, X, d, i0, mt, Yt, acc, dst, ldo)
     else:
-        if metric == MANHATTAN:
-            fastla_direct_l1_f64(X, d, i0, mt, Yt, acc, dst, ldo)
-        elif metric == CHEBYSHEV:
-            fastla_direct_linf_f64(X, d, i0, mt, Yt, acc, dst, ldo)
-        else:
-            fastla_direct_l2_f64(X, d, i0, mt, Yt, acc, NULL, 0)
+        fastla_direct_f64(kind, X, d, i0, mt, Yt, acc, dst, ldo)
     return dst != NULL
 
 

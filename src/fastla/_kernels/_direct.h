@@ -1,6 +1,8 @@
 /* Direct (non-GEMM) distance blocks of the distance engine (_cy_distances.pyx).
  *
- * fastla_direct_<metric>_<f32|f64>(X, d, i0, mt, Yt, acc): for the X rows i0 .. i0 + mt
+ * fastla_direct_<f32|f64>(kind, X, d, i0, mt, Yt, acc, out, ldo), kind 0 = l2, 1 = l1,
+ * 2 = linf, calls fastla_direct_<metric>_<f32|f64>(X, d, i0, mt, Yt, acc, out, ldo): for
+ * the X rows i0 .. i0 + mt
  * against one transposed block of FASTLA_TJ Y rows (Yt[k * FASTLA_TJ + jj] = Y[j0 + jj, k],
  * zero-padded), acc[r * FASTLA_TJ + jj] = the raw accumulation over the d features of
  *   l1:   |x - y|            (manhattan)
@@ -23,6 +25,8 @@
 
 #include <stddef.h>
 #include <string.h>
+
+#include "_vec.h"
 #if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
 #define inline __inline
 #endif
@@ -34,19 +38,6 @@
 #define FASTLA_DROW(X, d, i0, r, mt) ((X) + ((i0) + ((r) < (mt) ? (r) : (mt) - 1)) * (d))
 
 #if defined(__GNUC__) || defined(__clang__)
-
-#if defined(__AVX512F__)
-#define FASTLA_DBYTES 64
-#elif defined(__AVX__)
-#define FASTLA_DBYTES 32
-#else
-#define FASTLA_DBYTES 16
-#endif
-
-typedef float fastla_dvf32 __attribute__((vector_size(FASTLA_DBYTES)));
-typedef int fastla_dvi32 __attribute__((vector_size(FASTLA_DBYTES)));
-typedef double fastla_dvf64 __attribute__((vector_size(FASTLA_DBYTES)));
-typedef long long fastla_dvi64 __attribute__((vector_size(FASTLA_DBYTES)));
 
 /* SUB(y, b): y - b (b a scalar, broadcast). For l1 and linf the subtraction runs as a
  * fused multiply-subtract y * 1 - b where the ISA has one: the same value (one rounding of
@@ -108,8 +99,8 @@ typedef long long fastla_dvi64 __attribute__((vector_size(FASTLA_DBYTES)));
     {                                                                                \
         /* R rows per step: 16 accumulators with AVX-512's 32 registers, 8 with the \
          * 16 of AVX2 and SSE2 (more would spill); at most FASTLA_TM */             \
-        enum { L = FASTLA_DBYTES / sizeof(T), NV = FASTLA_TJ / L,                    \
-               RA = (FASTLA_DBYTES == 64 ? 16 : 8) / NV,                             \
+        enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_TJ / L,                    \
+               RA = (FASTLA_VBYTES == 64 ? 16 : 8) / NV,                             \
                R = RA < 1 ? 1 : RA > FASTLA_TM ? FASTLA_TM : RA };                   \
         const VI absmask = (VI){0} + (MASK);                                         \
         ptrdiff_t r, k;                                                              \
@@ -154,12 +145,12 @@ typedef long long fastla_dvi64 __attribute__((vector_size(FASTLA_DBYTES)));
 #define FASTLA_ABS32 0x7fffffff
 #define FASTLA_ABS64 0x7fffffffffffffffLL
 
-FASTLA_DIRECT_VEC(fastla_direct_l1_f32, float, fastla_dvf32, fastla_dvi32, FASTLA_L1_STEP, FASTLA_FMA_SUB, FASTLA_ABS32)
-FASTLA_DIRECT_VEC(fastla_direct_l1_f64, double, fastla_dvf64, fastla_dvi64, FASTLA_L1_STEP, FASTLA_FMA_SUB, FASTLA_ABS64)
-FASTLA_DIRECT_VEC(fastla_direct_l2_f32, float, fastla_dvf32, fastla_dvi32, FASTLA_L2_STEP, FASTLA_PLAIN_SUB, FASTLA_ABS32)
-FASTLA_DIRECT_VEC(fastla_direct_l2_f64, double, fastla_dvf64, fastla_dvi64, FASTLA_L2_STEP, FASTLA_PLAIN_SUB, FASTLA_ABS64)
-FASTLA_DIRECT_VEC(fastla_direct_linf_f32, float, fastla_dvf32, fastla_dvi32, FASTLA_LINF_STEP, FASTLA_FMA_SUB, FASTLA_ABS32)
-FASTLA_DIRECT_VEC(fastla_direct_linf_f64, double, fastla_dvf64, fastla_dvi64, FASTLA_LINF_STEP, FASTLA_FMA_SUB, FASTLA_ABS64)
+FASTLA_DIRECT_VEC(fastla_direct_l1_f32, float, fastla_vf32, fastla_vi32, FASTLA_L1_STEP, FASTLA_FMA_SUB, FASTLA_ABS32)
+FASTLA_DIRECT_VEC(fastla_direct_l1_f64, double, fastla_vf64, fastla_vi64, FASTLA_L1_STEP, FASTLA_FMA_SUB, FASTLA_ABS64)
+FASTLA_DIRECT_VEC(fastla_direct_l2_f32, float, fastla_vf32, fastla_vi32, FASTLA_L2_STEP, FASTLA_PLAIN_SUB, FASTLA_ABS32)
+FASTLA_DIRECT_VEC(fastla_direct_l2_f64, double, fastla_vf64, fastla_vi64, FASTLA_L2_STEP, FASTLA_PLAIN_SUB, FASTLA_ABS64)
+FASTLA_DIRECT_VEC(fastla_direct_linf_f32, float, fastla_vf32, fastla_vi32, FASTLA_LINF_STEP, FASTLA_FMA_SUB, FASTLA_ABS32)
+FASTLA_DIRECT_VEC(fastla_direct_linf_f64, double, fastla_vf64, fastla_vi64, FASTLA_LINF_STEP, FASTLA_FMA_SUB, FASTLA_ABS64)
 
 #else /* other compilers: scalar loops, same order */
 
@@ -204,5 +195,23 @@ FASTLA_DIRECT_SCALAR(fastla_direct_linf_f32, float, FASTLA_LINF_SSTEP)
 FASTLA_DIRECT_SCALAR(fastla_direct_linf_f64, double, FASTLA_LINF_SSTEP)
 
 #endif
+
+/* one entry per type: kind 0 = l2 (squared differences), 1 = l1, 2 = linf */
+#define FASTLA_DIRECT_ENTRY(NAME, T, L2, L1, LINF)                                   \
+    static inline void NAME(int kind, const T* X, ptrdiff_t d, ptrdiff_t i0,         \
+                            ptrdiff_t mt, const T* Yt, T* acc, T* out, ptrdiff_t ldo) \
+    {                                                                                \
+        if (kind == 1)                                                               \
+            L1(X, d, i0, mt, Yt, acc, out, ldo);                                     \
+        else if (kind == 2)                                                          \
+            LINF(X, d, i0, mt, Yt, acc, out, ldo);                                   \
+        else                                                                         \
+            L2(X, d, i0, mt, Yt, acc, out, ldo);                                     \
+    }
+
+FASTLA_DIRECT_ENTRY(fastla_direct_f32, float, fastla_direct_l2_f32, fastla_direct_l1_f32,
+                    fastla_direct_linf_f32)
+FASTLA_DIRECT_ENTRY(fastla_direct_f64, double, fastla_direct_l2_f64, fastla_direct_l1_f64,
+                    fastla_direct_linf_f64)
 
 #endif /* FASTLA_DIRECT_H */

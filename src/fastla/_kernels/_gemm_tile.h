@@ -21,20 +21,18 @@
 
 #include <stddef.h>
 #include <string.h>
+
+#include "_vec.h"
 #if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
 #define inline __inline
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)
 
+/* rows per register block: 8 x NV accumulators of AVX-512's 32 registers, 4 x NV of 16 */
 #if defined(__AVX512F__)
-#define FASTLA_GBYTES 64
 #define FASTLA_GEMM_MR 8
-#elif defined(__AVX__)
-#define FASTLA_GBYTES 32
-#define FASTLA_GEMM_MR 4
 #else
-#define FASTLA_GBYTES 16
 #define FASTLA_GEMM_MR 4
 #endif
 
@@ -47,14 +45,11 @@
 #define FASTLA_GEMM_OWN 0
 #endif
 
-typedef float fastla_gvf32 __attribute__((vector_size(FASTLA_GBYTES)));
-typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
-
 /* columns per panel: two vectors */
 #ifndef FASTLA_GEMM_NV
 #define FASTLA_GEMM_NV 2
 #endif
-#define FASTLA_GEMM_NR(T) ((int)(FASTLA_GEMM_NV * FASTLA_GBYTES / sizeof(T)))
+#define FASTLA_GEMM_NR(T) ((int)(FASTLA_GEMM_NV * FASTLA_VBYTES / sizeof(T)))
 
 /* One column panel against every row block of the tile, NVV vectors wide (NV, or 1 for a
  * last panel of at most one vector's columns: no work on the padding). Expanded inside
@@ -109,7 +104,7 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
 #define FASTLA_GEMM_TILE(NAME, PACK, T, VF)                                              \
     static inline void PACK(const T* y, ptrdiff_t nt, ptrdiff_t d, T* yp)                \
     {                                                                                    \
-        enum { NR = FASTLA_GEMM_NV * FASTLA_GBYTES / sizeof(T) };                        \
+        enum { NR = FASTLA_GEMM_NV * FASTLA_VBYTES / sizeof(T) };                        \
         ptrdiff_t p, k, jj;                                                              \
         for (p = 0; p * NR < nt; p++)                                                    \
             for (jj = 0; jj < NR; jj++) {                                                \
@@ -127,7 +122,7 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
                                  ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
                                  const T* bias)                                          \
     {                                                                                    \
-        enum { L = FASTLA_GBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
+        enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
                MR = FASTLA_GEMM_MR };                                                    \
         ptrdiff_t p, i, k;                                                               \
         int r, v;                                                                        \
@@ -139,15 +134,10 @@ typedef double fastla_gvf64 __attribute__((vector_size(FASTLA_GBYTES)));
             else                                                                         \
                 FASTLA_GEMM_ROWS(T, VF, NV)                                              \
         }                                                                                \
-    }                                                                                    \
-    static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
-                            ptrdiff_t nt, T* c, ptrdiff_t ldc)                           \
-    {                                                                                    \
-        NAME##_ex(x, mt, d, yp, nt, c, ldc, 1, NULL);                                    \
     }
 
-FASTLA_GEMM_TILE(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float, fastla_gvf32)
-FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_gvf64)
+FASTLA_GEMM_TILE(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float, fastla_vf32)
+FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64)
 
 #else /* other compilers: scalar loops */
 
@@ -175,16 +165,22 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_gvf6
                     s += x[i * d + k] * yp[((j / 8) * d + k) * 8 + j % 8];               \
                 c[i * ldc + j] = bias ? s * alpha + bias[j] : s;                         \
             }                                                                            \
-    }                                                                                    \
-    static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
-                            ptrdiff_t nt, T* c, ptrdiff_t ldc)                           \
-    {                                                                                    \
-        NAME##_ex(x, mt, d, yp, nt, c, ldc, 1, NULL);                                    \
     }
 
 FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float)
 FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double)
 
 #endif
+
+/* the plain tile GEMM: alpha 1, no bias */
+#define FASTLA_GEMM_PLAIN(NAME, T)                                                       \
+    static inline void NAME(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,          \
+                            ptrdiff_t nt, T* c, ptrdiff_t ldc)                           \
+    {                                                                                    \
+        NAME##_ex(x, mt, d, yp, nt, c, ldc, 1, NULL);                                    \
+    }
+
+FASTLA_GEMM_PLAIN(fastla_gemm_tile_f32, float)
+FASTLA_GEMM_PLAIN(fastla_gemm_tile_f64, double)
 
 #endif /* FASTLA_GEMM_TILE_H */

@@ -20,7 +20,10 @@
 #ifndef FASTLA_KMEANS_VEC_H
 #define FASTLA_KMEANS_VEC_H
 
+#include <stddef.h>
 #include <string.h>
+
+#include "_vec.h"
 
 #define FASTLA_ARGMIN_SCALAR(NAME, T)                                  \
     static inline int NAME(const T* row, int k)                        \
@@ -40,19 +43,6 @@ FASTLA_ARGMIN_SCALAR(fastla_argmin_scalar_f32, float)
 FASTLA_ARGMIN_SCALAR(fastla_argmin_scalar_f64, double)
 
 #if defined(__GNUC__) || defined(__clang__)
-
-#if defined(__AVX512F__)
-#define FASTLA_VBYTES 64
-#elif defined(__AVX__)
-#define FASTLA_VBYTES 32
-#else
-#define FASTLA_VBYTES 16
-#endif
-
-typedef float fastla_vf32 __attribute__((vector_size(FASTLA_VBYTES)));
-typedef int fastla_vi32 __attribute__((vector_size(FASTLA_VBYTES)));
-typedef double fastla_vf64 __attribute__((vector_size(FASTLA_VBYTES)));
-typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
 
 /* VF: value vector, VI: integer vector of the same lane width (comparison masks). */
 #define FASTLA_ARGMIN_VEC(NAME, SCALAR, T, VF, VI)                                 \
