@@ -44,6 +44,46 @@ FASTLA_ARGMIN_SCALAR(fastla_argmin_scalar_f64, double)
 
 #if defined(__GNUC__) || defined(__clang__)
 
+/* The lanes' (minimum, first index) -> the row's: mn = the smallest lane value, best =
+ * the smallest "offset + lane" among the lanes holding it. AVX-512 has reductions and
+ * masks for it (a few shuffle steps instead of two scalar passes over 16 lanes). */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define FASTLA_ARGMIN_LANES(T, m, at, mn, best, l)                                 \
+    do {                                                                           \
+        (void)(l);                                                                 \
+        if (sizeof(T) == 4) {                                                      \
+            __m512 mv_ = (__m512)(m);                                              \
+            float mf_ = _mm512_reduce_min_ps(mv_);                                 \
+            __mmask16 eq_ = _mm512_cmpeq_ps_mask(mv_, _mm512_set1_ps(mf_));        \
+            __m512i key_ = _mm512_add_epi32((__m512i)(at), _mm512_setr_epi32(      \
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));            \
+            (mn) = (T)mf_;                                                         \
+            (best) = _mm512_mask_reduce_min_epi32(eq_, key_);                      \
+        } else {                                                                   \
+            __m512d mv_ = (__m512d)(m);                                            \
+            double md_ = _mm512_reduce_min_pd(mv_);                                \
+            __mmask8 eq_ = _mm512_cmpeq_pd_mask(mv_, _mm512_set1_pd(md_));         \
+            __m512i key_ = _mm512_add_epi64((__m512i)(at),                         \
+                                            _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7)); \
+            (mn) = (T)md_;                                                         \
+            (best) = (int)_mm512_mask_reduce_min_epi64(eq_, key_);                 \
+        }                                                                          \
+    } while (0)
+#else
+#define FASTLA_ARGMIN_LANES(T, m, at, mn, best, l)                                 \
+    do {                                                                           \
+        (mn) = (m)[0];                                                             \
+        for ((l) = 1; (l) < FASTLA_LANES; (l)++)                                   \
+            if ((m)[l] < (mn))                                                     \
+                (mn) = (m)[l];                                                     \
+        (best) = k;                                                                \
+        for ((l) = 0; (l) < FASTLA_LANES; (l)++)                                   \
+            if ((m)[l] == (mn) && (int)(at)[l] + (l) < (best))                     \
+                (best) = (int)(at)[l] + (l);                                       \
+    } while (0)
+#endif
+
 /* VF: value vector, VI: integer vector of the same lane width (comparison masks). */
 #define FASTLA_ARGMIN_VEC(NAME, SCALAR, T, VF, VI)                                 \
     static inline int NAME(const T* row, int k)                                    \
@@ -63,14 +103,7 @@ FASTLA_ARGMIN_SCALAR(fastla_argmin_scalar_f64, double)
             m = (VF)(((VI)v & lt) | ((VI)m & ~lt));                                \
             at = (((VI){0} + j0) & lt) | (at & ~lt);                               \
         }                                                                          \
-        mn = m[0];                                                                 \
-        for (l = 1; l < FASTLA_LANES; l++)                                         \
-            if (m[l] < mn)                                                         \
-                mn = m[l];                                                         \
-        best = k;                                                                  \
-        for (l = 0; l < FASTLA_LANES; l++)                                         \
-            if (m[l] == mn && (int)at[l] + l < best)                               \
-                best = (int)at[l] + l;                                             \
+        FASTLA_ARGMIN_LANES(T, m, at, mn, best, l);                                \
         for (j0 = kb; j0 < k; j0++) /* the tail: later indices, strict "<" */      \
             if (row[j0] < mn) {                                                    \
                 mn = row[j0];                                                      \
