@@ -63,6 +63,12 @@ def blas_single_thread():
         yield
 
 
+def blas_pinned(pin):
+    """``blas_single_thread()`` when a kernel's threads call BLAS (``pin``), else a no-op
+    context (kernels on their own tile GEMM need no pinning)."""
+    return blas_single_thread() if pin else contextlib.nullcontext()
+
+
 def blas_info():
     """threadpoolctl's view of the BLAS and OpenMP libraries loaded in this process."""
     try:

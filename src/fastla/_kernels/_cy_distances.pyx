@@ -1,8 +1,9 @@
 # Distance engine, Cython + OpenMP.
 #
 # One tiled engine for every metric: a tile of X rows against a tile of Y rows gets its
-# middle term from BLAS (sqeuclidean, euclidean, cosine, rbf: ``X_t @ Y_t.T`` through
-# scipy's cython_blas, one thread per tile) or from a direct loop (manhattan, chebyshev,
+# middle term from a GEMM (sqeuclidean, euclidean, cosine, rbf: ``X_t @ Y_t.T`` by the
+# tile kernel of _gemm_tile.h on the AVX-512 build, else by scipy's cython_blas, one BLAS
+# thread per tile) or from a direct loop (manhattan, chebyshev,
 # minkowski, and euclidean when few features: _direct.h), then a fused epilogue (norms, clamp,
 # sqrt/exp, cast) and a reducer: write into ``out`` or keep the k best per row.
 #
@@ -23,7 +24,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 import numpy as np
 
-from .._threads import blas_single_thread
+from .._threads import blas_pinned
 
 ctypedef fused floating:
     float
@@ -38,8 +39,6 @@ DEF CHEBYSHEV = 4
 DEF MINKOWSKI = 5
 DEF RBF = 6
 
-DEF TM = 8        # X rows per register block in the direct kernel
-DEF TJ = 16       # Y rows per register block (contiguous after the transpose)
 DEF TILE = 256    # rows per tile, both sides (256x256 doubles = 512 KiB: L2)
 
 # outputs at least this large (beyond the last-level cache) are streamed to memory
@@ -53,6 +52,7 @@ cdef extern from "_stream.h" nogil:
 
 cdef extern from "_gemm_tile.h" nogil:
     const int FASTLA_GEMM_OWN
+    enum: FASTLA_GEMM_PAD  # spare rows of a packed buffer
     void fastla_gemm_pack_f32(const float* y, Py_ssize_t nt, Py_ssize_t d, float* yp)
     void fastla_gemm_pack_f64(const double* y, Py_ssize_t nt, Py_ssize_t d, double* yp)
     void fastla_gemm_tile_f32(const float* x, Py_ssize_t mt, Py_ssize_t d, const float* yp,
@@ -65,8 +65,6 @@ cdef extern from "_gemm_tile.h" nogil:
 # feature-order sums), else single-threaded BLAS. A module global so that tests can run
 # both paths.
 OWN_GEMM = bool(FASTLA_GEMM_OWN)
-# per-thread packing buffer of the own GEMM: (TILE + PACK_PAD) * d values
-DEF PACK_PAD = 64
 
 
 cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt, int nt,
@@ -175,9 +173,20 @@ cdef inline double _finish_direct(double acc, int metric, double p, double gamma
     return acc
 
 
+# the direct kernels' block shape (Cython's range() needs a literal step): TJ Y rows per
+# transposed block, at most TM X rows per step; the C compiler checks them against
+# _direct.h's FASTLA_TJ / FASTLA_TM below
+DEF TJ = 16
+DEF TM = 8
+
+cdef extern from *:
+    """
+    #include "_direct.h"
+    typedef char fastla_direct_shape_matches[(FASTLA_TJ == 16 && FASTLA_TM == 8) ? 1 : -1];
+    """
+
 cdef extern from "_direct.h" nogil:
-    # FASTLA_TJ == TJ and FASTLA_TM == TM (the header's block shape); kind: 0 squared
-    # differences, 1 manhattan, 2 chebyshev
+    # kind: 0 squared differences, 1 manhattan, 2 chebyshev
     void fastla_direct_f32(int kind, const float* X, Py_ssize_t d, Py_ssize_t i0,
                            Py_ssize_t mt, const float* Yt, float* acc, float* out,
                            Py_ssize_t ldo)
@@ -301,7 +310,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm else NULL
             rb = <floating*>malloc(TILE * sizeof(floating)) if gemm and stream else NULL
-            ypk = <floating*>malloc((TILE + PACK_PAD) * d * sizeof(floating)) if gemm and own else NULL
+            ypk = <floating*>malloc((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating)) if gemm and own else NULL
             # static: each thread takes a contiguous band of output rows, so two threads
             # do not fault the same fresh (huge) pages of a new output at the same time
             for t in prange(tiles_i * tiles_j, schedule='static'):
@@ -428,7 +437,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                 _norms(yp, n, d, metric, yy, n_threads)
         with nogil, parallel(num_threads=n_threads):
             tile = <floating*>malloc(TILE * TILE * sizeof(floating))
-            ypk = <floating*>malloc((TILE + PACK_PAD) * d * sizeof(floating)) if gemm and own else NULL
+            ypk = <floating*>malloc((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating)) if gemm and own else NULL
             buf = <floating*>malloc(d * TJ * sizeof(floating))
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             bd = <double*>malloc(TILE * k * sizeof(double))
@@ -512,17 +521,14 @@ def _centred(X, Y, int metric, bint same):
 
 def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
                        double recompute, int n_threads):
-    """Kernel entry: fills and returns ``out`` (m, n). BLAS runs one thread per tile.
-    Outputs of STREAM_BYTES or more are written with streaming stores."""
+    """Kernel entry: fills and returns ``out`` (m, n). The tiles' GEMM is the own tile
+    kernel (OWN_GEMM) or BLAS pinned to one thread per tile. Outputs of STREAM_BYTES or
+    more are written with streaming stores."""
     Xc, Yc = _centred(X, Y, metric, same)
-    stream = out.nbytes >= STREAM_BYTES
-    if OWN_GEMM:
-        _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute, stream, True,
-                  n_threads)
-    else:
-        with blas_single_thread():
-            _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute, stream, False,
-                      n_threads)
+    own = OWN_GEMM
+    with blas_pinned(not own):
+        _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute,
+                  out.nbytes >= STREAM_BYTES, own, n_threads)
     return out
 
 
@@ -532,9 +538,7 @@ def nearest_neighbors(X, Y, int k, int metric, double p, bint same, int n_thread
     dist = np.empty((m, k), dtype=X.dtype)
     idx = np.empty((m, k), dtype=np.intp)
     Xc, Yc = _centred(X, Y, metric, same)
-    if OWN_GEMM:
-        _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, True, n_threads)
-    else:
-        with blas_single_thread():
-            _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, False, n_threads)
+    own = OWN_GEMM
+    with blas_pinned(not own):
+        _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, own, n_threads)
     return dist, idx

@@ -27,11 +27,9 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-import contextlib
-
 import numpy as np
 
-from .._threads import blas_single_thread
+from .._threads import blas_pinned
 
 ctypedef fused floating:
     float
@@ -44,6 +42,7 @@ DEF PAD = 8       # doubles per cache line: group buffers start on their own lin
 
 cdef extern from "_gemm_tile.h" nogil:
     const int FASTLA_GEMM_OWN
+    enum: PACK_PAD "FASTLA_GEMM_PAD"  # packed centres and padded norms: k + PACK_PAD rows
     void fastla_gemm_pack_f32(const float* y, Py_ssize_t nt, Py_ssize_t d, float* yp)
     void fastla_gemm_pack_f64(const double* y, Py_ssize_t nt, Py_ssize_t d, double* yp)
     void fastla_gemm_tile_f32_ex(const float* x, Py_ssize_t mt, Py_ssize_t d,
@@ -58,7 +57,6 @@ cdef extern from "_gemm_tile.h" nogil:
 # scores either way (sums in feature order, then -2 s + ||c||^2 rounded once). A module
 # global so that tests can run both paths.
 OWN_GEMM = bool(FASTLA_GEMM_OWN)
-DEF PACK_PAD = 64  # packed centres and padded norms hold k + PACK_PAD rows
 
 
 cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
@@ -96,11 +94,6 @@ cdef inline void _scores(const floating* x, const floating* c, const floating* c
     else:
         dgemm(&ta, &tb, &k, &mt, &d, &m2_d, <double*>c, &d, <double*>x, &d, &one_d,
               <double*>buf, &k)
-
-
-def _blas_pinned(bint pin):
-    """BLAS pinned to one thread while the kernel's threads call it (pin), else nothing."""
-    return blas_single_thread() if pin else contextlib.nullcontext()
 
 
 cdef extern from "_kmeans_vec.h" nogil:
@@ -228,7 +221,7 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
     if OWN_GEMM:
         cpk = _packed_centres(cp, k, d)
     try:
-        with _blas_pinned(cpk == NULL):
+        with blas_pinned(cpk == NULL):
           with nogil:
             _center_norms(cp, k, d, cnorm)
             with parallel(num_threads=n_threads):
@@ -269,7 +262,7 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     if OWN_GEMM:
         cpk = _packed_centres(cp, k, d)
     try:
-        with _blas_pinned(cpk == NULL):
+        with blas_pinned(cpk == NULL):
           with nogil:
             _center_norms(cp, k, d, cnorm)
             with parallel(num_threads=n_threads):

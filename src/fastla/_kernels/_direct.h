@@ -8,14 +8,14 @@
  *   l1:   |x - y|            (manhattan)
  *   linf: max |x - y|        (chebyshev)
  *   l2:   (x - y)^2          (squared euclidean, small d)
- * in feature order. Rows are taken four at a time; rows past mt repeat the last row and
- * land in acc's spare rows (acc holds round_up(mt, 4) rows).
+ * in feature order. Rows are taken R at a time (R <= FASTLA_TM, sized to the ISA's
+ * registers); rows past mt repeat the last row and land in acc's spare rows (acc holds
+ * mt + FASTLA_TM rows).
  * With out != NULL the sums are final values for FASTLA_TJ full columns: row r goes to
  * out[r * ldo + 0 .. FASTLA_TJ) instead of acc (rows past mt are not written).
  *
  * Written with GCC/Clang vector extensions, one hardware register wide for the build's ISA
- * level (16 bytes on the baseline wheel, 32 on v3, 64 on v4), with the four rows' partial
- * sums held in local vector variables. The same loop written in Cython kept its
+ * level (_vec.h), with the R rows' partial sums held in local vector variables. The same loop written in Cython kept its
  * accumulators in stack arrays that GCC did not promote to registers (a load and a store
  * per accumulator per feature) and re-tested the metric inside the feature loop. Other
  * compilers get the scalar loops, with the same summation order.

@@ -1,8 +1,10 @@
-/* Tile GEMM of the distance engine (_cy_distances.pyx): c = x @ y.T for one tile.
+/* Tile GEMM of the distance engine (_cy_distances.pyx) and of the k-means assignment
+ * (_cy_kmeans.pyx): c = x @ y.T for one tile.
  *
  * fastla_gemm_pack_<f32|f64>(y, nt, d, yp): the nt rows of y (nt, d) into column panels
- *   of FASTLA_GEMM_NR(T) rows each, feature-major: yp[(p * d + k) * NR + jj] =
- *   y[p * NR + jj, k], zero past nt. yp holds round_up(nt, NR) * d values.
+ *   of NR rows each (FASTLA_GEMM_NV vectors of T), feature-major: yp[(p * d + k) * NR + jj] =
+ *   y[p * NR + jj, k], zero past nt. yp holds round_up(nt, NR) * d values, at most
+ *   (nt + FASTLA_GEMM_PAD) * d.
  * fastla_gemm_tile_<f32|f64>(x, mt, d, yp, nt, c, ldc): c[i * ldc + j] = x[i] . y[j]
  *   for i < mt, j < nt (x row-major (mt, d)), summed in feature order per entry.
  * fastla_gemm_tile_<f32|f64>_ex(..., alpha, bias): with bias != NULL,
@@ -45,11 +47,10 @@
 #define FASTLA_GEMM_OWN 0
 #endif
 
-/* columns per panel: two vectors */
-#ifndef FASTLA_GEMM_NV
+/* columns per panel: two vectors; FASTLA_GEMM_PAD: the widest panel (float's), the
+ * spare rows a packed buffer and a bias (norms) array need past nt */
 #define FASTLA_GEMM_NV 2
-#endif
-#define FASTLA_GEMM_NR(T) ((int)(FASTLA_GEMM_NV * FASTLA_VBYTES / sizeof(T)))
+#define FASTLA_GEMM_PAD (FASTLA_GEMM_NV * FASTLA_VBYTES / 4)
 
 /* One column panel against every row block of the tile, NVV vectors wide (NV, or 1 for a
  * last panel of at most one vector's columns: no work on the padding). Expanded inside
@@ -141,7 +142,7 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
 
 #else /* other compilers: scalar loops */
 
-#define FASTLA_GEMM_NR(T) 8
+#define FASTLA_GEMM_PAD 8
 #define FASTLA_GEMM_OWN 0
 
 #define FASTLA_GEMM_TILE_SCALAR(NAME, PACK, T)                                           \
