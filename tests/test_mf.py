@@ -182,6 +182,53 @@ def test_kernel_matches_reference(be, kw, dtype):
                                rtol=1e-5)
 
 
+@pytest.mark.parametrize("k", [1, 5, 16, 17, 100, 130, 257])
+def test_register_kernel_matches_reference(monkeypatch, k, dtype):
+    """The AVX-512 build runs the constant and decay schedules on _mf_vec.h's kernel
+    (p_u in registers, masked last vector; k up to 16 registers, the generic loop
+    beyond): both paths of every built variant against the reference epoch, k below,
+    at and past a vector's lanes and past the register limit, biased and unbiased,
+    runs of one user's ratings, several blocks and strata."""
+    from fastla._kernels import _naive, _simd
+    from fastla.mf import _grid, _strata
+
+    rng = np.random.default_rng(k)
+    nu, ni, n, B = 17, 13, 400, 3
+    u = rng.integers(0, nu, n).astype(np.int32)
+    i = rng.integers(0, ni, n).astype(np.int32)
+    r = rng.integers(1, 6, n).astype(dtype)
+    order, ptr = _grid(u, i, nu, ni, B, np.random.RandomState(0))
+    u, i, r = u[order], i[order], r[order]
+    cols = _strata(B, np.random.RandomState(1))
+    P0 = rng.normal(0, 0.1, (nu, k)).astype(dtype)
+    Q0 = rng.normal(0, 0.1, (ni, k)).astype(dtype)
+    bu0 = rng.normal(0, 0.1, nu).astype(dtype)
+    bi0 = rng.normal(0, 0.1, ni).astype(dtype)
+    prm = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08], dtype)
+    ones = [np.ones(m, dtype) for m in (nu, ni, nu, ni)]
+    tol = TOL[dtype]
+    for biased in (1, 0):
+        ref = [a.copy() for a in (P0, Q0, bu0, bi0)]
+        sse_ref = 0.0
+        for _ in range(2):
+            sse_ref = _naive.sgd_mf(u, i, r, ptr, cols, *ref, *ones, 3.5, prm, biased, 0,
+                                    0, np.zeros(B * B), 1)
+        for level in _simd.supported_levels():
+            try:
+                mod = _simd.load("_cy_mf", level=level)
+            except ImportError:
+                continue  # variant not built by this compiler
+            for own in (True, False):
+                monkeypatch.setattr(mod, "OWN_MF", own)
+                got = [a.copy() for a in (P0, Q0, bu0, bi0)]
+                for _ in range(2):
+                    sse = mod.sgd_mf(u, i, r, ptr, cols, *got, *ones, 3.5, prm, biased, 0,
+                                     0, np.zeros(B * B), 2)
+                for a, b in zip(got, ref):
+                    np.testing.assert_allclose(a, b, **tol)
+                np.testing.assert_allclose(sse, sse_ref, rtol=1e-5)
+
+
 def test_reference_is_surprise_rule_on_one_rating():
     # one rating, one epoch: the update written out by hand
     m = fit((np.array([0]), np.array([0]), np.array([4.0])), n_factors=3, n_epochs=1,

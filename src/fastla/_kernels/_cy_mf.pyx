@@ -12,7 +12,9 @@ blocks of a stratum run in parallel. The result does not depend on the thread co
 Hogwild mode runs every block of the grid in parallel, lock-free.
 
 The update is Surprise's SVD rule; ``adagrad`` switches to per-row AdaGrad steps (one
-accumulator per factor row and per bias).
+accumulator per factor row and per bias). On the AVX-512 build the constant and decay
+schedules run on ``_mf_vec.h``'s kernel (p_u in registers, k up to 256 float32 / 128
+float64 factors); ``_block`` below is the generic loop for every other case.
 """
 
 cimport cython
@@ -26,6 +28,22 @@ import numpy as np
 
 cdef extern from "_stream.h" nogil:
     void fastla_prefetch_rows(const void* p, Py_ssize_t nbytes)
+
+cdef extern from "_mf_vec.h" nogil:
+    int FASTLA_MF_OWN
+    double fastla_mf_block_f32(const int* users, const int* items, const float* ratings,
+                               Py_ssize_t start, Py_ssize_t end, float* P, float* Q,
+                               float* bu, float* bi, Py_ssize_t k, float mu,
+                               const float* prm, int biased)
+    double fastla_mf_block_f64(const int* users, const int* items, const double* ratings,
+                               Py_ssize_t start, Py_ssize_t end, double* P, double* Q,
+                               double* bu, double* bi, Py_ssize_t k, double mu,
+                               const double* prm, int biased)
+    Py_ssize_t fastla_mf_max_k(Py_ssize_t itemsize)
+
+#: the register kernel of _mf_vec.h for the constant and decay schedules where the build
+#: has it (AVX-512) and k fits its registers; the tests switch it off to compare both.
+OWN_MF = True
 
 cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t k) noexcept nogil:
     # sixteen partial sums: vectorisable without -ffast-math (one AVX-512 register of
@@ -129,6 +147,23 @@ cdef double _block(const int* users, const int* items, const floating* ratings,
     return sse
 
 
+cdef inline double _run_block(const int* users, const int* items, const floating* ratings,
+                              Py_ssize_t start, Py_ssize_t end,
+                              floating* P, floating* Q, floating* bu, floating* bi,
+                              floating* Gp, floating* Gq, floating* Gbu, floating* Gbi,
+                              Py_ssize_t k, floating mu, const floating* prm, int biased,
+                              int adagrad, floating* buf, int own) noexcept nogil:
+    if own:
+        if floating is float:
+            return fastla_mf_block_f32(users, items, ratings, start, end, P, Q, bu, bi,
+                                       k, mu, prm, biased)
+        else:
+            return fastla_mf_block_f64(users, items, ratings, start, end, P, Q, bu, bi,
+                                       k, mu, prm, biased)
+    return _block(users, items, ratings, start, end, P, Q, bu, bi, Gp, Gq, Gbu, Gbi,
+                  k, mu, prm, biased, adagrad, buf)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def sgd_mf(const int[::1] users, const int[::1] items, const floating[::1] ratings,
@@ -145,17 +180,19 @@ def sgd_mf(const int[::1] users, const int[::1] items, const floating[::1] ratin
     cdef floating mu_ = <floating>mu
     cdef int nt = max(1, n_threads)
     cdef double total = 0
+    cdef int own = (OWN_MF and FASTLA_MF_OWN and not adagrad
+                    and k <= fastla_mf_max_k(sizeof(floating)))
     if P.shape[0] == 0 or Q.shape[0] == 0 or k == 0:
         return 0.0
     if hogwild:
         with nogil, parallel(num_threads=nt):
             buf = <floating*>malloc(k * sizeof(floating))
             for blk in prange(B * B, schedule="dynamic"):
-                block_sse[blk] = _block(&users[0], &items[0], &ratings[0],
-                                        block_ptr[blk], block_ptr[blk + 1],
-                                        &P[0, 0], &Q[0, 0], &bu[0], &bi[0],
-                                        &Gp[0], &Gq[0], &Gbu[0], &Gbi[0],
-                                        k, mu_, &prm[0], biased, adagrad, buf)
+                block_sse[blk] = _run_block(&users[0], &items[0], &ratings[0],
+                                            block_ptr[blk], block_ptr[blk + 1],
+                                            &P[0, 0], &Q[0, 0], &bu[0], &bi[0],
+                                            &Gp[0], &Gq[0], &Gbu[0], &Gbi[0],
+                                            k, mu_, &prm[0], biased, adagrad, buf, own)
             free(buf)
     else:
         for s in range(S):
@@ -163,11 +200,11 @@ def sgd_mf(const int[::1] users, const int[::1] items, const floating[::1] ratin
                 buf = <floating*>malloc(k * sizeof(floating))
                 for b in prange(B, schedule="dynamic"):
                     blk = b * B + cols[s, b]
-                    block_sse[blk] = _block(&users[0], &items[0], &ratings[0],
-                                            block_ptr[blk], block_ptr[blk + 1],
-                                            &P[0, 0], &Q[0, 0], &bu[0], &bi[0],
-                                            &Gp[0], &Gq[0], &Gbu[0], &Gbi[0],
-                                            k, mu_, &prm[0], biased, adagrad, buf)
+                    block_sse[blk] = _run_block(&users[0], &items[0], &ratings[0],
+                                                block_ptr[blk], block_ptr[blk + 1],
+                                                &P[0, 0], &Q[0, 0], &bu[0], &bi[0],
+                                                &Gp[0], &Gq[0], &Gbu[0], &Gbi[0],
+                                                k, mu_, &prm[0], biased, adagrad, buf, own)
                 free(buf)
     for j in range(B * B):
         total += block_sse[j]
