@@ -426,6 +426,37 @@ def test_matrix_factorization_matches_reference(be, dtype):
     np.testing.assert_allclose(Q, Q0, **TOL[dtype])
 
 
+@pytest.mark.parametrize("k", [1, 9, 16, 20, 130, 257])
+def test_matrix_factorization_register_kernel(monkeypatch, k, dtype):
+    """The seed's loop on _mf_vec.h's kernel (AVX-512 builds: the row's p in registers)
+    and on the generic loop, every built variant, against the reference loop: k below,
+    at and past a vector's lanes and past the register limit, several entries per row
+    and per column, empty rows."""
+    from fastla._kernels import _naive, _simd
+
+    rng = np.random.default_rng(k)
+    R = rng.integers(0, 6, (9, 7)).astype(dtype)
+    R[3] = 0
+    rows, cols = np.nonzero(R > 0)
+    rows, cols = rows.astype(np.int32), cols.astype(np.int32)
+    vals = np.ascontiguousarray(R[rows, cols])
+    P0 = rng.random((9, k)).astype(dtype) / k
+    Q0 = rng.random((7, k)).astype(dtype)
+    P1, Q1 = P0.copy(), Q0.copy()
+    _naive.matrix_factorization(rows, cols, vals, P1, Q1, 0.01, 3, 1)
+    for level in _simd.supported_levels():
+        try:
+            mod = _simd.load("_cy_mf", level=level)
+        except ImportError:
+            continue  # variant not built by this compiler
+        for own in (True, False):
+            monkeypatch.setattr(mod, "OWN_MF", own)
+            P, Q = P0.copy(), Q0.copy()
+            mod.matrix_factorization(rows, cols, vals, P, Q, 0.01, 3, 1)
+            np.testing.assert_allclose(P, P1, **TOL[dtype])
+            np.testing.assert_allclose(Q, Q1, **TOL[dtype])
+
+
 def test_matrix_factorization_fits_observed_entries():
     rng = np.random.default_rng(1)
     R = rng.random((20, 15)) @ rng.random((15, 15)) * 0.3 + 0.5

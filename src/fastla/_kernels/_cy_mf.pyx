@@ -39,6 +39,12 @@ cdef extern from "_mf_vec.h" nogil:
                                Py_ssize_t start, Py_ssize_t end, double* P, double* Q,
                                double* bu, double* bi, Py_ssize_t k, double mu,
                                const double* prm, int biased)
+    void fastla_mf_seed_f32(const int* rows, const int* cols, const float* vals,
+                            Py_ssize_t nnz, float* P, float* Q, Py_ssize_t k, float lr2,
+                            Py_ssize_t max_iter)
+    void fastla_mf_seed_f64(const int* rows, const int* cols, const double* vals,
+                            Py_ssize_t nnz, double* P, double* Q, Py_ssize_t k, double lr2,
+                            Py_ssize_t max_iter)
     Py_ssize_t fastla_mf_max_k(Py_ssize_t itemsize)
 
 #: the register kernel of _mf_vec.h for the constant and decay schedules where the build
@@ -217,11 +223,23 @@ def matrix_factorization(const int[::1] rows, const int[::1] cols, const floatin
                          floating[:, ::1] P, floating[:, ::1] Q, double learning_rate,
                          Py_ssize_t max_iter, int n_threads):
     """The seed's loop on the observed entries in row-major order, sequential: P and Q
-    updated in place (P first, then Q with the new P, as the seed does)."""
+    updated in place (P first, then Q with the new P, as the seed does). The AVX-512
+    build runs it on ``_mf_vec.h`` (the row's p in registers)."""
     cdef Py_ssize_t it, n, f, k = P.shape[1], nnz = rows.shape[0]
     cdef floating lr2 = <floating>(2.0 * learning_rate), e
     cdef floating* p
     cdef floating* q
+    if nnz == 0 or k == 0:
+        return None
+    if OWN_MF and FASTLA_MF_OWN and k <= fastla_mf_max_k(sizeof(floating)):
+        with nogil:
+            if floating is float:
+                fastla_mf_seed_f32(&rows[0], &cols[0], &vals[0], nnz, &P[0, 0], &Q[0, 0],
+                                   k, lr2, max_iter)
+            else:
+                fastla_mf_seed_f64(&rows[0], &cols[0], &vals[0], nnz, &P[0, 0], &Q[0, 0],
+                                   k, lr2, max_iter)
+        return None
     with nogil:
         for it in range(max_iter):
             for n in range(nnz):

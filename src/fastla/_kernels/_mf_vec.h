@@ -145,6 +145,56 @@
         return sse;                                                                      \
     }
 
+/* NAME_nv: the seed's loop (fastla.matrix_factorization): max_iter passes over the
+ * observed entries in row-major order, e = r - p.q, p += lr2 e q, then q += lr2 e p
+ * with the new p (as the seed does). Rows arrive sorted, so p stays in registers over
+ * its row's entries. The same roundings as the generic loop (lr2 e computed once, one
+ * fused multiply-add per element); only the dot product's summation order differs. */
+#define FASTLA_MF_SEED(NAME)                                                            \
+    static inline __attribute__((always_inline)) void NAME##_nv(                        \
+        const int* rows, const int* cols, const MF_T* vals, ptrdiff_t nnz, MF_T* P,     \
+        MF_T* Q, ptrdiff_t k, MF_T lr2, ptrdiff_t max_iter, const int NV)                \
+    {                                                                                    \
+        const ptrdiff_t rem = k - (ptrdiff_t)(NV - 1) * MF_W;                            \
+        const MF_M last = (MF_M)(rem >= MF_W ? (MF_M)~(MF_M)0                            \
+                                             : (MF_M)(((MF_M)1 << rem) - 1));            \
+        MF_REP(MF_DECL)                                                                  \
+        ptrdiff_t it, n;                                                                 \
+        for (it = 0; it < max_iter; it++) {                                              \
+            ptrdiff_t cur = -1;                                                          \
+            for (n = 0; n < nnz; n++) {                                                  \
+                const ptrdiff_t u = rows[n];                                             \
+                MF_T* qr = Q + (ptrdiff_t)cols[n] * k;                                   \
+                MF_V acc0 = MF_SET1(0), acc1 = MF_SET1(0), cp;                           \
+                if (u != cur) {                                                          \
+                    if (cur >= 0) {                                                      \
+                        MF_T* pr = P + cur * k;                                          \
+                        MF_REP(MF_STP)                                                   \
+                    }                                                                    \
+                    cur = u;                                                             \
+                    {                                                                    \
+                        const MF_T* pr = P + cur * k;                                    \
+                        MF_REP(MF_LDP)                                                   \
+                    }                                                                    \
+                }                                                                        \
+                MF_REP(MF_LDQ)                                                           \
+                MF_REP(MF_DOT)                                                           \
+                cp = MF_SET1(lr2 * (vals[n] - MF_REDUCE(MF_ADD(acc0, acc1))));           \
+                MF_REP(MF_SEEDUPD)                                                       \
+                MF_REP(MF_STQ)                                                           \
+            }                                                                            \
+            if (cur >= 0) {                                                              \
+                MF_T* pr = P + cur * k;                                                  \
+                MF_REP(MF_STP)                                                           \
+            }                                                                            \
+        }                                                                                \
+    }
+#define MF_SEEDUPD(j)                                                                   \
+    if ((j) < NV) {                                                                      \
+        p##j = MF_FMADD(cp, q##j, p##j);                                                 \
+        q##j = MF_FMADD(cp, p##j, q##j);                                                 \
+    }
+
 #define MF_T float
 #define MF_V __m512
 #define MF_M __mmask16
@@ -159,6 +209,7 @@
 #define MF_ADD _mm512_add_ps
 #define MF_REDUCE _mm512_reduce_add_ps
 FASTLA_MF_BLOCK(fastla_mf_block_f32)
+FASTLA_MF_SEED(fastla_mf_seed_f32)
 #undef MF_T
 #undef MF_V
 #undef MF_M
@@ -186,31 +237,54 @@ FASTLA_MF_BLOCK(fastla_mf_block_f32)
 #define MF_ADD _mm512_add_pd
 #define MF_REDUCE _mm512_reduce_add_pd
 FASTLA_MF_BLOCK(fastla_mf_block_f64)
+FASTLA_MF_SEED(fastla_mf_seed_f64)
 
-/* the entry: one instantiation per register count (1..FASTLA_MF_MAX_NV) */
-#define FASTLA_MF_CASE(NAME, N)                                                         \
-    case N:                                                                              \
-        return NAME##_nv(users, items, ratings, start, end, P, Q, bu, bi, k, mu, prm,    \
-                         biased, N);
+/* the entries: one instantiation per register count (1..FASTLA_MF_MAX_NV) */
+#define FASTLA_MF_CASES(CALL)                                                           \
+    CALL(1) CALL(2) CALL(3) CALL(4) CALL(5) CALL(6) CALL(7) CALL(8) CALL(9) CALL(10)     \
+    CALL(11) CALL(12) CALL(13) CALL(14) CALL(15) CALL(16)
 #define FASTLA_MF_ENTRY(NAME, T, W)                                                     \
     static double NAME(const int* users, const int* items, const T* ratings,             \
                        ptrdiff_t start, ptrdiff_t end, T* P, T* Q, T* bu, T* bi,          \
                        ptrdiff_t k, T mu, const T* prm, int biased)                       \
     {                                                                                    \
         switch ((k + (W) - 1) / (W)) {                                                   \
-            FASTLA_MF_CASE(NAME, 1) FASTLA_MF_CASE(NAME, 2) FASTLA_MF_CASE(NAME, 3)      \
-            FASTLA_MF_CASE(NAME, 4) FASTLA_MF_CASE(NAME, 5) FASTLA_MF_CASE(NAME, 6)      \
-            FASTLA_MF_CASE(NAME, 7) FASTLA_MF_CASE(NAME, 8) FASTLA_MF_CASE(NAME, 9)      \
-            FASTLA_MF_CASE(NAME, 10) FASTLA_MF_CASE(NAME, 11) FASTLA_MF_CASE(NAME, 12)   \
-            FASTLA_MF_CASE(NAME, 13) FASTLA_MF_CASE(NAME, 14) FASTLA_MF_CASE(NAME, 15)   \
-            FASTLA_MF_CASE(NAME, 16)                                                     \
+            FASTLA_MF_CASES(NAME##_CASE)                                                 \
         default:                                                                         \
             return 0.0;                                                                  \
         }                                                                                \
     }
+#define fastla_mf_block_f32_CASE(N)                                                     \
+    case N:                                                                              \
+        return fastla_mf_block_f32_nv(users, items, ratings, start, end, P, Q, bu, bi,   \
+                                      k, mu, prm, biased, N);
+#define fastla_mf_block_f64_CASE(N)                                                     \
+    case N:                                                                              \
+        return fastla_mf_block_f64_nv(users, items, ratings, start, end, P, Q, bu, bi,   \
+                                      k, mu, prm, biased, N);
+#define FASTLA_MF_SEED_ENTRY(NAME, T, W)                                                \
+    static void NAME(const int* rows, const int* cols, const T* vals, ptrdiff_t nnz,      \
+                     T* P, T* Q, ptrdiff_t k, T lr2, ptrdiff_t max_iter)                  \
+    {                                                                                    \
+        switch ((k + (W) - 1) / (W)) {                                                   \
+            FASTLA_MF_CASES(NAME##_CASE)                                                 \
+        default:                                                                         \
+            return;                                                                      \
+        }                                                                                \
+    }
+#define fastla_mf_seed_f32_CASE(N)                                                      \
+    case N:                                                                              \
+        fastla_mf_seed_f32_nv(rows, cols, vals, nnz, P, Q, k, lr2, max_iter, N);         \
+        return;
+#define fastla_mf_seed_f64_CASE(N)                                                      \
+    case N:                                                                              \
+        fastla_mf_seed_f64_nv(rows, cols, vals, nnz, P, Q, k, lr2, max_iter, N);         \
+        return;
 
 FASTLA_MF_ENTRY(fastla_mf_block_f32, float, 16)
 FASTLA_MF_ENTRY(fastla_mf_block_f64, double, 8)
+FASTLA_MF_SEED_ENTRY(fastla_mf_seed_f32, float, 16)
+FASTLA_MF_SEED_ENTRY(fastla_mf_seed_f64, double, 8)
 
 /* the largest k the register kernel takes for an element size of ITEMSIZE bytes */
 static inline ptrdiff_t fastla_mf_max_k(ptrdiff_t itemsize)
@@ -242,6 +316,22 @@ static inline double fastla_mf_block_f64(const int* users, const int* items,
     (void)users; (void)items; (void)ratings; (void)start; (void)end; (void)P; (void)Q;
     (void)bu; (void)bi; (void)k; (void)mu; (void)prm; (void)biased;
     return 0.0;
+}
+
+static inline void fastla_mf_seed_f32(const int* rows, const int* cols, const float* vals,
+                                      ptrdiff_t nnz, float* P, float* Q, ptrdiff_t k,
+                                      float lr2, ptrdiff_t max_iter)
+{
+    (void)rows; (void)cols; (void)vals; (void)nnz; (void)P; (void)Q; (void)k; (void)lr2;
+    (void)max_iter;
+}
+
+static inline void fastla_mf_seed_f64(const int* rows, const int* cols, const double* vals,
+                                      ptrdiff_t nnz, double* P, double* Q, ptrdiff_t k,
+                                      double lr2, ptrdiff_t max_iter)
+{
+    (void)rows; (void)cols; (void)vals; (void)nnz; (void)P; (void)Q; (void)k; (void)lr2;
+    (void)max_iter;
 }
 
 static inline ptrdiff_t fastla_mf_max_k(ptrdiff_t itemsize)
