@@ -538,3 +538,29 @@ def test_counting_order_is_a_stable_sort(n, n_keys):
     np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
     np.testing.assert_array_equal(np.diff(ptr), np.bincount(keys, minlength=n_keys))
     assert ptr[0] == 0 and ptr[-1] == n
+
+
+@pytest.mark.parametrize("nu, ni, n, B", [(1, 1, 1, 1), (17, 13, 400, 3), (300, 40, 5000, 8),
+                                          (50, 900, 3000, 64)])
+def test_grid_kernel_matches_numpy_passes(nu, ni, n, B):
+    """The Cython grid (a pass by block, then two inside each block, blocks in parallel)
+    gives the NumPy passes' order and block offsets exactly, on any thread count; both
+    are the lexicographic order (block, permuted user, permuted item)."""
+    op_backend("sgd_mf", "cython")
+    from fastla.mf import _grid_numpy
+
+    rng = np.random.default_rng(n)
+    u = rng.integers(0, nu, n).astype(np.int32)
+    i = rng.integers(0, ni, n).astype(np.int32)
+    perm_u = rng.permutation(nu).astype(np.int64)
+    perm_i = rng.permutation(ni).astype(np.int64)
+    pu, pi = perm_u[u], perm_i[i]
+    block = (pu * B) // nu * B + (pi * B) // ni
+    lex = np.lexsort((pi, pu, block))
+    ref_order, ref_ptr = _grid_numpy(u, i, perm_u, perm_i, B)
+    np.testing.assert_array_equal(ref_order, lex)
+    for nt in (1, 2, 3):
+        order, ptr = _backend.entry("sgd_mf", "cython", "grid_order")(u, i, perm_u, perm_i,
+                                                                      B, nt)
+        np.testing.assert_array_equal(order, ref_order)
+        np.testing.assert_array_equal(ptr, ref_ptr)

@@ -159,18 +159,28 @@ def _counting_order(keys, n_keys):
     return order, ptr
 
 
-def _grid(u, i, n_users, n_items, B, rs):
-    """Order of the ratings (block-major, by user inside a block, each user's ratings of
-    a block in the items' random permutation) and the block offsets: three stable
-    counting sorts (least significant key first: permuted item, user, block)."""
+def _grid(u, i, n_users, n_items, B, rs, n_threads=1):
+    """Order of the ratings and the block offsets: by block, then by permuted user, then
+    by permuted item (so each user's ratings of a block come in the items' random
+    permutation, and the users of a block in theirs)."""
     perm_u = rs.permutation(n_users).astype(np.int64)
     perm_i = rs.permutation(n_items).astype(np.int64)
+    if "cython" in _backend.available_backends("sgd_mf") and len(u):
+        return _backend.entry("sgd_mf", "cython", "grid_order")(
+            np.ascontiguousarray(u, dtype=np.int32), np.ascontiguousarray(i, dtype=np.int32),
+            perm_u, perm_i, int(B), int(n_threads))
+    return _grid_numpy(u, i, perm_u, perm_i, B)
+
+
+def _grid_numpy(u, i, perm_u, perm_i, B):
+    """``_grid``'s order with NumPy (the fallback, and the tests' reference for the
+    kernel): three stable counting sorts, least significant key first."""
+    n_users, n_items = len(perm_u), len(perm_i)
+    pu = perm_u[u]
     pi = perm_i[i]
-    ub = (perm_u[u] * B) // max(n_users, 1)
-    ib = (pi * B) // max(n_items, 1)
-    block = ub * B + ib
+    block = (pu * B) // max(n_users, 1) * B + (pi * B) // max(n_items, 1)
     idx, _ = _counting_order(pi, n_items)
-    by_user, _ = _counting_order(u[idx], n_users)
+    by_user, _ = _counting_order(pu[idx], n_users)
     idx = idx[by_user]
     by_block, ptr = _counting_order(block[idx], B * B)
     return idx[by_block], ptr
@@ -384,7 +394,7 @@ class MatrixFactorization:
         ones = [np.ones(n, dt) for n in (nu, ni, nu, ni)]
         B = _n_blocks(nu, ni, k, dt.itemsize, self.n_blocks)
         self.n_blocks_ = B
-        order, ptr = _grid(u, i, nu, ni, B, rs)
+        order, ptr = _grid(u, i, nu, ni, B, rs, n_threads)
         us = np.ascontiguousarray(u[order])
         its = np.ascontiguousarray(i[order])
         rr = np.ascontiguousarray(r[order])

@@ -21,7 +21,7 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from libc.math cimport sqrt
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 
 import numpy as np
 
@@ -277,4 +277,90 @@ def counting_order(const long long[::1] keys, Py_ssize_t n_keys):
             c = keys[j]
             ov[nxt[c]] = j
             nxt[c] += 1
+    return order, ptr
+
+
+cdef void _counting_pass(const long long* src, long long* dst, Py_ssize_t n,
+                         const int* ids, const long long* perm, long long lo,
+                         long long* cnt) noexcept nogil:
+    """dst = src stably sorted by perm[ids[src[t]]] - lo (in [0, m); cnt zeroed and
+    m + 1 long; left zeroed again)."""
+    cdef Py_ssize_t t, c, m = 0
+    cdef long long s = 0, x
+    for t in range(n):
+        c = perm[ids[src[t]]] - lo
+        cnt[c] += 1
+        if c + 1 > m:
+            m = c + 1
+    for c in range(m):
+        x = cnt[c]
+        cnt[c] = s
+        s += x
+    for t in range(n):
+        c = perm[ids[src[t]]] - lo
+        dst[cnt[c]] = src[t]
+        cnt[c] += 1
+    for c in range(m):
+        cnt[c] = 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+@cython.cdivision(True)
+def grid_order(const int[::1] u, const int[::1] i, const long long[::1] perm_u,
+               const long long[::1] perm_i, Py_ssize_t B, int n_threads=1):
+    """The rating grid's order: ratings sorted by block ``(ub, ib)``, then permuted user
+    ``pu = perm_u[u]``, then permuted item ``pi = perm_i[i]``, where
+    ``ub = pu * B // n_users`` and ``ib = pi * B // n_items`` (``np.lexsort((pi, pu,
+    block))``). One counting pass by block over all ratings, then two inside each block
+    (by pi, then stably by pu) on keys rebased to the block's smallest: each block's
+    passes run in cache, the blocks in parallel. Returns ``order`` (int64) and the
+    blocks' offsets ``ptr`` (B * B + 1, int64). Ids are in range (the caller's
+    guarantee)."""
+    cdef Py_ssize_t n = u.shape[0], nu = perm_u.shape[0], ni = perm_i.shape[0]
+    cdef Py_ssize_t nb = B * B, j, t, c, blk, s0, s1, nt = max(1, n_threads)
+    cdef long long lo_u, lo_i, x
+    order = np.empty(n, dtype=np.int64)
+    tmp = np.empty(n, dtype=np.int64)
+    ptr = np.zeros(nb + 1, dtype=np.int64)
+    # block = row_of[u] + col_of[i]: the divisions once per id, not per rating
+    row_of = (np.asarray(perm_u) * B) // nu * B
+    col_of = (np.asarray(perm_i) * B) // ni
+    cdef long long[::1] rv = row_of
+    cdef long long[::1] cv = col_of
+    cdef long long[::1] ov = order
+    cdef long long[::1] tv = tmp
+    cdef long long[::1] pv = ptr
+    cdef long long* cnt
+    with nogil:
+        for j in range(n):
+            pv[rv[u[j]] + cv[i[j]] + 1] += 1
+        for c in range(nb):
+            pv[c + 1] += pv[c]
+    cur = ptr[:nb].copy()
+    cdef long long[::1] curv = cur
+    with nogil:
+        for j in range(n):
+            c = rv[u[j]] + cv[i[j]]
+            ov[curv[c]] = j
+            curv[c] += 1
+        with parallel(num_threads=nt):
+            cnt = <long long*>calloc(max(nu, ni) + 1, sizeof(long long))
+            for blk in prange(nb, schedule="dynamic"):
+                s0 = pv[blk]
+                s1 = pv[blk + 1]
+                if s1 - s0 < 2:
+                    continue
+                lo_u = perm_u[u[ov[s0]]]
+                lo_i = perm_i[i[ov[s0]]]
+                for t in range(s0, s1):
+                    x = perm_u[u[ov[t]]]
+                    if x < lo_u:
+                        lo_u = x
+                    x = perm_i[i[ov[t]]]
+                    if x < lo_i:
+                        lo_i = x
+                _counting_pass(&ov[s0], &tv[s0], s1 - s0, &i[0], &perm_i[0], lo_i, cnt)
+                _counting_pass(&tv[s0], &ov[s0], s1 - s0, &u[0], &perm_u[0], lo_u, cnt)
+            free(cnt)
     return order, ptr
