@@ -45,6 +45,7 @@
 #define MF_REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12)   \
     X(13) X(14) X(15)
 #define MF_DECL(j) MF_V p##j = MF_SET1(0), q##j = MF_SET1(0);
+#define MF_DECLX(j) MF_V x##j = MF_SET1(0);
 #define MF_LOADROW(j, dst, src)                                                         \
     if ((j) < NV - 1)                                                                    \
         dst##j = MF_LOADU((src) + (j) * MF_W);                                           \
@@ -57,6 +58,10 @@
         MF_MSTOREU((dst) + (j) * MF_W, last, src##j);
 #define MF_LDP(j) MF_LOADROW(j, p, pr)
 #define MF_LDQ(j) MF_LOADROW(j, q, qr)
+#define MF_LDX(j) MF_LOADROW(j, x, xr)
+#define MF_TAKEX(j)                                                                     \
+    if ((j) < NV)                                                                        \
+        q##j = x##j;
 #define MF_STP(j) MF_STOREROW(j, p, pr)
 #define MF_STQ(j) MF_STOREROW(j, q, qr)
 /* the dot product on two accumulators: even registers into acc0, odd into acc1 */
@@ -66,6 +71,17 @@
             acc1 = MF_FMADD(p##j, q##j, acc1);                                           \
         else                                                                             \
             acc0 = MF_FMADD(p##j, q##j, acc0);                                           \
+    }
+/* the next entry's two dot products, p.x and q.x (x: the next column's row of Q) */
+#define MF_DOT2(j)                                                                      \
+    if ((j) < NV) {                                                                      \
+        if ((j) & 1) {                                                                   \
+            acc1 = MF_FMADD(p##j, x##j, acc1);                                           \
+            bcc1 = MF_FMADD(q##j, x##j, bcc1);                                           \
+        } else {                                                                         \
+            acc0 = MF_FMADD(p##j, x##j, acc0);                                           \
+            bcc0 = MF_FMADD(q##j, x##j, bcc0);                                           \
+        }                                                                                \
     }
 /* p += lr_pu (err q - reg_pu p) and q += lr_qi (err p - reg_qi q), factored as
  * p (1 - lr_pu reg_pu) + (lr_pu err) q: two operations per register instead of three
@@ -148,8 +164,14 @@
 /* NAME_nv: the seed's loop (fastla.matrix_factorization): max_iter passes over the
  * observed entries in row-major order, e = r - p.q, p += lr2 e q, then q += lr2 e p
  * with the new p (as the seed does). Rows arrive sorted, so p stays in registers over
- * its row's entries. The same roundings as the generic loop (lr2 e computed once, one
- * fused multiply-add per element); only the dot product's summation order differs. */
+ * its row's entries, and the update (lr2 e computed once, one fused multiply-add per
+ * element) rounds as the generic loop does.
+ *
+ * At small k the loop is bound by its latency chain (dot product, reduction, error,
+ * p), so the next entry's dot product is computed ahead when it has the same row:
+ * with p' = p + c q (c = lr2 e), p'.x = p.x + c (q.x), and p.x and q.x (x the next
+ * column's row of Q) do not wait for this entry's error. The same dot product, rounded
+ * differently (two sums instead of one). */
 #define FASTLA_MF_SEED(NAME)                                                            \
     static inline __attribute__((always_inline)) void NAME##_nv(                        \
         const int* rows, const int* cols, const MF_T* vals, ptrdiff_t nnz, MF_T* P,     \
@@ -159,13 +181,16 @@
         const MF_M last = (MF_M)(rem >= MF_W ? (MF_M)~(MF_M)0                            \
                                              : (MF_M)(((MF_M)1 << rem) - 1));            \
         MF_REP(MF_DECL)                                                                  \
+        MF_REP(MF_DECLX)                                                                 \
         ptrdiff_t it, n;                                                                 \
         for (it = 0; it < max_iter; it++) {                                              \
             ptrdiff_t cur = -1;                                                          \
+            int ahead = 0;                                                               \
+            MF_T d1 = 0, d2 = 0, cprev = 0, dot, c;                                      \
             for (n = 0; n < nnz; n++) {                                                  \
                 const ptrdiff_t u = rows[n];                                             \
                 MF_T* qr = Q + (ptrdiff_t)cols[n] * k;                                   \
-                MF_V acc0 = MF_SET1(0), acc1 = MF_SET1(0), cp;                           \
+                MF_V cp;                                                                 \
                 if (u != cur) {                                                          \
                     if (cur >= 0) {                                                      \
                         MF_T* pr = P + cur * k;                                          \
@@ -177,9 +202,28 @@
                         MF_REP(MF_LDP)                                                   \
                     }                                                                    \
                 }                                                                        \
-                MF_REP(MF_LDQ)                                                           \
-                MF_REP(MF_DOT)                                                           \
-                cp = MF_SET1(lr2 * (vals[n] - MF_REDUCE(MF_ADD(acc0, acc1))));           \
+                if (ahead) {                                                             \
+                    MF_REP(MF_TAKEX)                                                     \
+                    dot = d1 + cprev * d2;                                               \
+                } else {                                                                 \
+                    MF_V acc0 = MF_SET1(0), acc1 = MF_SET1(0);                           \
+                    MF_REP(MF_LDQ)                                                       \
+                    MF_REP(MF_DOT)                                                       \
+                    dot = MF_REDUCE(MF_ADD(acc0, acc1));                                 \
+                }                                                                        \
+                ahead = n + 1 < nnz && rows[n + 1] == u && cols[n + 1] != cols[n];       \
+                if (ahead) {                                                             \
+                    const MF_T* xr = Q + (ptrdiff_t)cols[n + 1] * k;                     \
+                    MF_V acc0 = MF_SET1(0), acc1 = MF_SET1(0);                           \
+                    MF_V bcc0 = MF_SET1(0), bcc1 = MF_SET1(0);                           \
+                    MF_REP(MF_LDX)                                                       \
+                    MF_REP(MF_DOT2)                                                      \
+                    d1 = MF_REDUCE(MF_ADD(acc0, acc1));                                  \
+                    d2 = MF_REDUCE(MF_ADD(bcc0, bcc1));                                  \
+                }                                                                        \
+                c = lr2 * (vals[n] - dot);                                               \
+                cprev = c;                                                               \
+                cp = MF_SET1(c);                                                         \
                 MF_REP(MF_SEEDUPD)                                                       \
                 MF_REP(MF_STQ)                                                           \
             }                                                                            \
