@@ -123,6 +123,39 @@ def test_plusplus_trials_match_naive(backend, dtype, t):
     np.testing.assert_allclose(pots, rp, rtol=1e-10)
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e18, 1e-18, 1e-21])
+def test_plusplus_screen_is_bitwise_the_exact_pass(monkeypatch, scale):
+    """float32 data: the screened k-means++ pass (float32 sums first, exact float64
+    distances only for rows a trial may improve) gives the exact pass's distances and
+    potentials bitwise, on every built variant: closest near the distances (just above,
+    just below, equal), 0, inf and far below; values whose float32 squares overflow or
+    underflow (scale); row counts that leave partial groups of 8 and partial chunks."""
+    from fastla._kernels import _simd
+
+    rng = np.random.default_rng(3)
+    n, d = 1037, 13
+    X = (_blobs(n, d, 5, np.float64, seed=3) * scale).astype(np.float32)
+    w = rng.uniform(0.1, 2, n).astype(np.float32)
+    cand = rng.integers(0, n, 7).astype(np.intp)
+    exact = ((X[None, :, :].astype(np.float64) - X[cand][:, None, :]) ** 2).sum(-1).min(0)
+    closest = exact * rng.choice([0.5, 1 - 1e-7, 1.0, 1 + 1e-7, 1 + 1e-4, 3.0], n)
+    closest[:5] = 0.0
+    closest[5:10] = np.inf
+    for level in _simd.supported_levels():
+        try:
+            mod = _simd.load("_cy_kmeans", level=level)
+        except ImportError:
+            continue  # variant not built by this compiler
+        got = {}
+        for screen in (True, False):
+            monkeypatch.setattr(mod, "PP_SCREEN", screen)
+            dist = np.empty((7, n))
+            pots = mod.plusplus_trials(X, cand, closest, w, dist, 2)
+            got[screen] = (dist, pots)
+        np.testing.assert_array_equal(got[True][0], got[False][0])
+        np.testing.assert_array_equal(got[True][1], got[False][1])
+
+
 def test_minibatch_update_matches_naive(backend, dtype):
     op_backend("minibatch_kmeans", backend)
     n, d, k = _size(backend)

@@ -100,9 +100,12 @@ cdef extern from "_kmeans_vec.h" nogil:
     int fastla_argmin_f32(const float* row, int k)
     int fastla_argmin_f64(const double* row, int k)
     void fastla_pp_rows_f32(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1, const double* ct,
-                            double* acc)
+                            double* acc, const Py_ssize_t* sel)
     void fastla_pp_rows_f64(const double* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1, const double* ct,
-                            double* acc)
+                            double* acc, const Py_ssize_t* sel)
+    Py_ssize_t fastla_pp_screen_f32(const float* X, Py_ssize_t d, Py_ssize_t i0,
+                                    Py_ssize_t i1, const float* ctf, const double* closest,
+                                    double margin, Py_ssize_t* sel)
     void fastla_pp_update_f32(const double* row, const float* w, double* closest,
                               double* cum, Py_ssize_t n)
     void fastla_pp_update_f64(const double* row, const double* w, double* closest,
@@ -387,23 +390,41 @@ def elkan_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
 
 
 # -------------------------------------------------------------------- k-means++
-cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize_t i1,
-                    Py_ssize_t d, Py_ssize_t t0, Py_ssize_t tn, Py_ssize_t n,
-                    const double* closest, const floating* w, double* dist_out,
-                    double* pot) noexcept nogil:
+#: float32 data: screen the k-means++ trials in float32 and compute exact float64
+#: distances only for the rows where a trial may beat the current closest distance
+#: (the same values, bitwise: _kmeans_vec.h 2b); the tests switch it off to compare
+PP_SCREEN = True
+
+
+cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
+                    Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t d, Py_ssize_t t0,
+                    Py_ssize_t tn, Py_ssize_t n, const double* closest, const floating* w,
+                    double* dist_out, double* pot, bint screen) noexcept nogil:
     """Rows [i0, i1) (at most CHUNK) against trials t0..t0+tn (tn <= TT), candidates
     transposed in ct[f * TT + jj]: all trial distances of a row in one sweep of its
-    features (_kmeans_vec.h, 8 rows at a time on AVX-512, else 4), then min with closest and the
-    chunk's partial potentials in row order."""
+    features (_kmeans_vec.h, 8 rows at a time on AVX-512, else 4), then min with closest
+    and the chunk's partial potentials in row order.
+
+    ``screen`` (float32 data; ctf: the candidates in float32): only the rows the float32
+    screen cannot rule out get exact distances; the others keep closest for every trial
+    (min(closest, exact) there). margin = (d + 8) 2^-22: four times the float32 sums'
+    error bound."""
     cdef double acc[CHUNK * TT]
     cdef double seg[TT * CHUNK]
+    cdef Py_ssize_t sel[CHUNK]
     cdef double p[TT]
     cdef double dv, c, wi
-    cdef Py_ssize_t i, jj
+    cdef Py_ssize_t i, jj, ns = 0, r = 0
     if floating is float:
-        fastla_pp_rows_f32(X, d, i0, i1, ct, acc)
+        if screen:
+            ns = fastla_pp_screen_f32(X, d, i0, i1, ctf, closest,
+                                      (d + 8) * 2.384185791015625e-07, sel)
+            if ns:
+                fastla_pp_rows_f32(X, d, 0, ns, ct, acc, sel)
+        else:
+            fastla_pp_rows_f32(X, d, i0, i1, ct, acc, NULL)
     else:
-        fastla_pp_rows_f64(X, d, i0, i1, ct, acc)
+        fastla_pp_rows_f64(X, d, i0, i1, ct, acc, NULL)
     for jj in range(TT):
         p[jj] = 0.0
     # rows outer, trials inner: the trials' potential sums are independent chains that
@@ -412,6 +433,20 @@ cdef void _pp_chunk(const floating* X, const double* ct, Py_ssize_t i0, Py_ssize
     for i in range(i0, i1):
         c = closest[i]
         wi = <double>w[i]
+        if floating is float and screen:
+            if r < ns and sel[r] == i:
+                for jj in range(tn):
+                    dv = acc[r * TT + jj]
+                    dv = dv if dv < c else c
+                    seg[jj * CHUNK + (i - i0)] = dv
+                    p[jj] += wi * dv
+                r += 1
+            else:
+                dv = wi * c
+                for jj in range(tn):
+                    seg[jj * CHUNK + (i - i0)] = c
+                    p[jj] += dv
+            continue
         for jj in range(tn):
             dv = acc[(i - i0) * TT + jj]
             dv = dv if dv < c else c
@@ -434,6 +469,8 @@ def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
     cdef Py_ssize_t ch, t0, tn, f, jj, c
     cdef double[:, ::1] part = np.zeros((n_chunks, t))
     cdef double[::1] ct = np.zeros(d * TT)
+    cdef float[::1] ctf = np.zeros(d * TT, dtype=np.float32)
+    cdef bint screen = floating is float and PP_SCREEN
     pots = np.zeros(t)
     cdef double[::1] pv = pots
     cdef const floating* xp = &X[0, 0]
@@ -444,10 +481,12 @@ def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
                 # padded trials repeat the last candidate; their results are dropped
                 c = candidates[t0 + min(jj, tn - 1)]
                 ct[f * TT + jj] = <double>X[c, f]
+                ctf[f * TT + jj] = <float>X[c, f]
         with nogil:
             for ch in prange(n_chunks, num_threads=n_threads, schedule='dynamic'):
-                _pp_chunk(xp, &ct[0], ch * CHUNK, min((ch + 1) * CHUNK, n), d, t0, tn, n,
-                          &closest[0], &sample_weight[0], &dist_out[0, 0], &part[ch, t0])
+                _pp_chunk(xp, &ct[0], &ctf[0], ch * CHUNK, min((ch + 1) * CHUNK, n), d,
+                          t0, tn, n, &closest[0], &sample_weight[0], &dist_out[0, 0],
+                          &part[ch, t0], screen)
     for ch in range(n_chunks):
         for jj in range(t):
             pv[jj] += part[ch, jj]
