@@ -44,6 +44,18 @@ def small(n=150, nu=13, ni=11, seed=1):
     return u, i, r
 
 
+def built_variants(name):
+    """The kernel module ``name`` for every ISA level this machine runs and this build
+    has (the AVX-512 register kernels and the generic loops)."""
+    from fastla._kernels import _simd
+
+    for level in _simd.supported_levels():
+        try:
+            yield _simd.load(name, level=level)
+        except ImportError:
+            continue  # variant not built by this compiler
+
+
 def fit(data, **kw):
     kw.setdefault("random_state", 0)
     return MatrixFactorization(**kw).fit(data)
@@ -189,7 +201,7 @@ def test_register_kernel_matches_reference(monkeypatch, k, dtype):
     beyond): both paths of every built variant against the reference epoch, k below,
     at and past a vector's lanes and past the register limit, biased and unbiased,
     runs of one user's ratings, several blocks and strata."""
-    from fastla._kernels import _naive, _simd
+    from fastla._kernels import _naive
     from fastla.mf import _grid, _strata
 
     rng = np.random.default_rng(k)
@@ -213,11 +225,7 @@ def test_register_kernel_matches_reference(monkeypatch, k, dtype):
         for _ in range(2):
             sse_ref = _naive.sgd_mf(u, i, r, ptr, cols, *ref, *ones, 3.5, prm, biased, 0,
                                     0, np.zeros(B * B), 1)
-        for level in _simd.supported_levels():
-            try:
-                mod = _simd.load("_cy_mf", level=level)
-            except ImportError:
-                continue  # variant not built by this compiler
+        for mod in built_variants("_cy_mf"):
             for own in (True, False):
                 monkeypatch.setattr(mod, "OWN_MF", own)
                 got = [a.copy() for a in (P0, Q0, bu0, bi0)]
@@ -432,7 +440,7 @@ def test_matrix_factorization_register_kernel(monkeypatch, k, dtype):
     and on the generic loop, every built variant, against the reference loop: k below,
     at and past a vector's lanes and past the register limit, several entries per row
     and per column, empty rows."""
-    from fastla._kernels import _naive, _simd
+    from fastla._kernels import _naive
 
     rng = np.random.default_rng(k)
     R = rng.integers(0, 6, (9, 7)).astype(dtype)
@@ -444,11 +452,7 @@ def test_matrix_factorization_register_kernel(monkeypatch, k, dtype):
     Q0 = rng.random((7, k)).astype(dtype)
     P1, Q1 = P0.copy(), Q0.copy()
     _naive.matrix_factorization(rows, cols, vals, P1, Q1, 0.01, 3, 1)
-    for level in _simd.supported_levels():
-        try:
-            mod = _simd.load("_cy_mf", level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
+    for mod in built_variants("_cy_mf"):
         for own in (True, False):
             monkeypatch.setattr(mod, "OWN_MF", own)
             P, Q = P0.copy(), Q0.copy()

@@ -64,6 +64,19 @@
         q##j = x##j;
 #define MF_STP(j) MF_STOREROW(j, p, pr)
 #define MF_STQ(j) MF_STOREROW(j, q, qr)
+/* p of row cur back to P (none before the first row); then p of row u from P */
+#define MF_FLUSH()                                                                      \
+    if (cur >= 0) {                                                                      \
+        MF_T* pr = P + cur * k;                                                          \
+        MF_REP(MF_STP)                                                                   \
+    }
+#define MF_SWITCH(u)                                                                    \
+    MF_FLUSH()                                                                           \
+    cur = (u);                                                                           \
+    {                                                                                    \
+        const MF_T* pr = P + cur * k;                                                    \
+        MF_REP(MF_LDP)                                                                   \
+    }
 /* the dot product on two accumulators: even registers into acc0, odd into acc1 */
 #define MF_DOT(j)                                                                       \
     if ((j) < NV) {                                                                      \
@@ -117,16 +130,9 @@
             MF_V acc0 = MF_SET1(0), acc1 = MF_SET1(0);                                   \
             MF_T dot, err;                                                               \
             if (u != cur) {                                                              \
-                if (cur >= 0) {                                                          \
-                    MF_T* pr = P + cur * k;                                              \
-                    MF_REP(MF_STP)                                                       \
+                if (cur >= 0)                                                            \
                     bu[cur] = bu_c;                                                      \
-                }                                                                        \
-                cur = u;                                                                 \
-                {                                                                        \
-                    const MF_T* pr = P + cur * k;                                        \
-                    MF_REP(MF_LDP)                                                       \
-                }                                                                        \
+                MF_SWITCH(u)                                                             \
                 bu_c = bu[cur];                                                          \
             }                                                                            \
             if (n + 1 < end) {                                                           \
@@ -153,11 +159,9 @@
             }                                                                            \
             MF_REP(MF_STQ)                                                               \
         }                                                                                \
-        if (cur >= 0) {                                                                  \
-            MF_T* pr = P + cur * k;                                                      \
-            MF_REP(MF_STP)                                                               \
+        if (cur >= 0)                                                                    \
             bu[cur] = bu_c;                                                              \
-        }                                                                                \
+        MF_FLUSH()                                                                       \
         return sse;                                                                      \
     }
 
@@ -192,15 +196,7 @@
                 MF_T* qr = Q + (ptrdiff_t)cols[n] * k;                                   \
                 MF_V cp;                                                                 \
                 if (u != cur) {                                                          \
-                    if (cur >= 0) {                                                      \
-                        MF_T* pr = P + cur * k;                                          \
-                        MF_REP(MF_STP)                                                   \
-                    }                                                                    \
-                    cur = u;                                                             \
-                    {                                                                    \
-                        const MF_T* pr = P + cur * k;                                    \
-                        MF_REP(MF_LDP)                                                   \
-                    }                                                                    \
+                    MF_SWITCH(u)                                                         \
                 }                                                                        \
                 if (ahead) {                                                             \
                     MF_REP(MF_TAKEX)                                                     \
@@ -227,10 +223,7 @@
                 MF_REP(MF_SEEDUPD)                                                       \
                 MF_REP(MF_STQ)                                                           \
             }                                                                            \
-            if (cur >= 0) {                                                              \
-                MF_T* pr = P + cur * k;                                                  \
-                MF_REP(MF_STP)                                                           \
-            }                                                                            \
+            MF_FLUSH()                                                                   \
         }                                                                                \
     }
 #define MF_SEEDUPD(j)                                                                   \
