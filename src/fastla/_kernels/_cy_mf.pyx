@@ -19,9 +19,9 @@ float64 factors); ``_block`` below is the generic loop for every other case.
 
 cimport cython
 from cython cimport floating
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.math cimport sqrt
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport free, malloc
 
 import numpy as np
 
@@ -332,6 +332,8 @@ def grid_order(const int[::1] u, const int[::1] i, const long long[::1] perm_u,
     cdef long long[::1] tv = tmp
     cdef long long[::1] pv = ptr
     cdef long long* cnt
+    # one zeroed count array per thread (the passes leave them zeroed again)
+    cdef long long[:, ::1] cntv = np.zeros((nt, max(nu, ni) + 1), dtype=np.int64)
     with nogil:
         for j in range(n):
             pv[rv[u[j]] + cv[i[j]] + 1] += 1
@@ -345,7 +347,7 @@ def grid_order(const int[::1] u, const int[::1] i, const long long[::1] perm_u,
             ov[curv[c]] = j
             curv[c] += 1
         with parallel(num_threads=nt):
-            cnt = <long long*>calloc(max(nu, ni) + 1, sizeof(long long))
+            cnt = &cntv[threadid(), 0]
             for blk in prange(nb, schedule="dynamic"):
                 s0 = pv[blk]
                 s1 = pv[blk + 1]
@@ -362,5 +364,4 @@ def grid_order(const int[::1] u, const int[::1] i, const long long[::1] perm_u,
                         lo_i = x
                 _counting_pass(&ov[s0], &tv[s0], s1 - s0, &i[0], &perm_i[0], lo_i, cnt)
                 _counting_pass(&tv[s0], &ov[s0], s1 - s0, &u[0], &perm_u[0], lo_u, cnt)
-            free(cnt)
     return order, ptr
