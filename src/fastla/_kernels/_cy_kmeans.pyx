@@ -453,10 +453,10 @@ cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
             seg[jj * CHUNK + (i - i0)] = dv
             p[jj] += wi * dv
     for jj in range(tn):
-        # each trial's segment of rows, streamed to dist_out
+        # each trial's segment of rows, streamed to dist_out (the caller fences once per
+        # thread when its chunks are done)
         fastla_stream_copy_f64(dist_out + (t0 + jj) * n + i0, seg + jj * CHUNK, i1 - i0)
         pot[jj] = p[jj]
-    fastla_sfence()
 
 
 def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
@@ -482,11 +482,13 @@ def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
                 c = candidates[t0 + min(jj, tn - 1)]
                 ct[f * TT + jj] = <double>X[c, f]
                 ctf[f * TT + jj] = <float>X[c, f]
-        with nogil:
-            for ch in prange(n_chunks, num_threads=n_threads, schedule='dynamic'):
+        with nogil, parallel(num_threads=n_threads):
+            for ch in prange(n_chunks, schedule='dynamic'):
                 _pp_chunk(xp, &ct[0], &ctf[0], ch * CHUNK, min((ch + 1) * CHUNK, n), d,
                           t0, tn, n, &closest[0], &sample_weight[0], &dist_out[0, 0],
                           &part[ch, t0], screen)
+            # this thread's streamed stores, ordered before anyone reads dist_out
+            fastla_sfence()
     for ch in range(n_chunks):
         for jj in range(t):
             pv[jj] += part[ch, jj]
