@@ -414,6 +414,7 @@ cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
     cdef Py_ssize_t sel[CHUNK]
     cdef double p[TT]
     cdef double dv, c, wi
+    cdef const double* a
     cdef Py_ssize_t i, jj, ns = 0, r = 0
     if floating is float:
         if screen:
@@ -430,26 +431,20 @@ cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
     # rows outer, trials inner: the trials' potential sums are independent chains that
     # overlap (one trial at a time would wait on each addition); each sum is still in
     # row order
+    # (screened: acc holds the selected rows only, in order; the others keep closest)
     for i in range(i0, i1):
         c = closest[i]
         wi = <double>w[i]
-        if floating is float and screen:
-            if r < ns and sel[r] == i:
-                for jj in range(tn):
-                    dv = acc[r * TT + jj]
-                    dv = dv if dv < c else c
-                    seg[jj * CHUNK + (i - i0)] = dv
-                    p[jj] += wi * dv
-                r += 1
-            else:
-                dv = wi * c
-                for jj in range(tn):
-                    seg[jj * CHUNK + (i - i0)] = c
-                    p[jj] += dv
+        if floating is float and screen and not (r < ns and sel[r] == i):
+            dv = wi * c
+            for jj in range(tn):
+                seg[jj * CHUNK + (i - i0)] = c
+                p[jj] += dv
             continue
+        a = acc + (r if floating is float and screen else i - i0) * TT
+        r += 1
         for jj in range(tn):
-            dv = acc[(i - i0) * TT + jj]
-            dv = dv if dv < c else c
+            dv = a[jj] if a[jj] < c else c
             seg[jj * CHUNK + (i - i0)] = dv
             p[jj] += wi * dv
     for jj in range(tn):

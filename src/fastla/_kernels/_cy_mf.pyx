@@ -51,6 +51,11 @@ cdef extern from "_mf_vec.h" nogil:
 #: has it (AVX-512) and k fits its registers; the tests switch it off to compare both.
 OWN_MF = True
 
+
+cdef inline bint _own(Py_ssize_t k, Py_ssize_t itemsize):
+    """Whether the register kernels run here (k factors of itemsize bytes)."""
+    return OWN_MF and FASTLA_MF_OWN and k <= fastla_mf_max_k(itemsize)
+
 cdef inline floating _dot(const floating* a, const floating* b, Py_ssize_t k) noexcept nogil:
     # sixteen partial sums: vectorisable without -ffast-math (one AVX-512 register of
     # floats), a fixed order, and half the dependent additions of eight sums (the dot
@@ -186,8 +191,7 @@ def sgd_mf(const int[::1] users, const int[::1] items, const floating[::1] ratin
     cdef floating mu_ = <floating>mu
     cdef int nt = max(1, n_threads)
     cdef double total = 0
-    cdef int own = (OWN_MF and FASTLA_MF_OWN and not adagrad
-                    and k <= fastla_mf_max_k(sizeof(floating)))
+    cdef int own = not adagrad and _own(k, sizeof(floating))
     if P.shape[0] == 0 or Q.shape[0] == 0 or k == 0:
         return 0.0
     if hogwild:
@@ -231,7 +235,7 @@ def matrix_factorization(const int[::1] rows, const int[::1] cols, const floatin
     cdef floating* q
     if nnz == 0 or k == 0:
         return None
-    if OWN_MF and FASTLA_MF_OWN and k <= fastla_mf_max_k(sizeof(floating)):
+    if _own(k, sizeof(floating)):
         with nogil:
             if floating is float:
                 fastla_mf_seed_f32(&rows[0], &cols[0], &vals[0], nnz, &P[0, 0], &Q[0, 0],
@@ -313,13 +317,13 @@ def grid_order(const int[::1] u, const int[::1] i, const long long[::1] perm_u,
     ``pu = perm_u[u]``, then permuted item ``pi = perm_i[i]``, where
     ``ub = pu * B // n_users`` and ``ib = pi * B // n_items`` (``np.lexsort((pi, pu,
     block))``). One counting pass by block over all ratings, then two inside each block
-    (by pi, then stably by pu) on keys rebased to the block's smallest: each block's
+    (by pi, then stably by pu) on keys rebased to the block's bins: each block's
     passes run in cache, the blocks in parallel. Returns ``order`` (int64) and the
     blocks' offsets ``ptr`` (B * B + 1, int64). Ids are in range (the caller's
     guarantee)."""
     cdef Py_ssize_t n = u.shape[0], nu = perm_u.shape[0], ni = perm_i.shape[0]
-    cdef Py_ssize_t nb = B * B, j, t, c, blk, s0, s1, nt = max(1, n_threads)
-    cdef long long lo_u, lo_i, x
+    cdef Py_ssize_t nb = B * B, j, c, blk, s0, s1, nt = max(1, n_threads)
+    cdef long long lo_u, lo_i
     order = np.empty(n, dtype=np.int64)
     tmp = np.empty(n, dtype=np.int64)
     ptr = np.zeros(nb + 1, dtype=np.int64)
@@ -353,15 +357,10 @@ def grid_order(const int[::1] u, const int[::1] i, const long long[::1] perm_u,
                 s1 = pv[blk + 1]
                 if s1 - s0 < 2:
                     continue
-                lo_u = perm_u[u[ov[s0]]]
-                lo_i = perm_i[i[ov[s0]]]
-                for t in range(s0, s1):
-                    x = perm_u[u[ov[t]]]
-                    if x < lo_u:
-                        lo_u = x
-                    x = perm_i[i[ov[t]]]
-                    if x < lo_i:
-                        lo_i = x
+                # the smallest permuted ids of the block's row and column bins:
+                # pu * B // nu == b  <=>  pu >= ceil(b * nu / B)
+                lo_u = ((blk // B) * nu + B - 1) // B
+                lo_i = ((blk % B) * ni + B - 1) // B
                 _counting_pass(&ov[s0], &tv[s0], s1 - s0, &i[0], &perm_i[0], lo_i, cnt)
                 _counting_pass(&tv[s0], &ov[s0], s1 - s0, &u[0], &perm_u[0], lo_u, cnt)
     return order, ptr
