@@ -44,21 +44,8 @@ DEF TILE = 256    # rows per tile, both sides (256x256 doubles = 512 KiB: L2)
 # outputs at least this large (beyond the last-level cache) are streamed to memory
 STREAM_BYTES = 32 << 20
 
-cdef extern from "_stream.h" nogil:
-    void fastla_stream_copy_f32(float* dst, const float* src, Py_ssize_t n)
-    void fastla_stream_copy_f64(double* dst, const double* src, Py_ssize_t n)
-    void fastla_sfence()
 
-
-cdef extern from "_gemm_tile.h" nogil:
-    const int FASTLA_GEMM_OWN
-    enum: FASTLA_GEMM_PAD  # spare rows of a packed buffer
-    void fastla_gemm_pack_f32(const float* y, Py_ssize_t nt, Py_ssize_t d, float* yp)
-    void fastla_gemm_pack_f64(const double* y, Py_ssize_t nt, Py_ssize_t d, double* yp)
-    void fastla_gemm_tile_f32(const float* x, Py_ssize_t mt, Py_ssize_t d, const float* yp,
-                              Py_ssize_t nt, float* c, Py_ssize_t ldc)
-    void fastla_gemm_tile_f64(const double* x, Py_ssize_t mt, Py_ssize_t d, const double* yp,
-                              Py_ssize_t nt, double* c, Py_ssize_t ldc)
+include "_cdecl.pxi"
 
 # The tiles' GEMM: fastla's own register-blocked kernel (_gemm_tile.h) on the AVX-512
 # build, where it beats a BLAS call per tile (no packing of x, no call overhead; same

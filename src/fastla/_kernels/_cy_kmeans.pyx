@@ -40,17 +40,7 @@ DEF TT = 8        # k-means++ trials evaluated together (one AVX-512 register of
 DEF PAD = 8       # doubles per cache line: group buffers start on their own line
 
 
-cdef extern from "_gemm_tile.h" nogil:
-    const int FASTLA_GEMM_OWN
-    enum: PACK_PAD "FASTLA_GEMM_PAD"  # packed centres and padded norms: k + PACK_PAD rows
-    void fastla_gemm_pack_f32(const float* y, Py_ssize_t nt, Py_ssize_t d, float* yp)
-    void fastla_gemm_pack_f64(const double* y, Py_ssize_t nt, Py_ssize_t d, double* yp)
-    void fastla_gemm_tile_f32_ex(const float* x, Py_ssize_t mt, Py_ssize_t d,
-                                 const float* yp, Py_ssize_t nt, float* c, Py_ssize_t ldc,
-                                 float alpha, const float* bias)
-    void fastla_gemm_tile_f64_ex(const double* x, Py_ssize_t mt, Py_ssize_t d,
-                                 const double* yp, Py_ssize_t nt, double* c, Py_ssize_t ldc,
-                                 double alpha, const double* bias)
+include "_cdecl.pxi"
 
 # The chunks' GEMM: the distance engine's register-blocked tile kernel (_gemm_tile.h) on
 # the AVX-512 build (centres packed once per pass), else single-threaded BLAS. Same
@@ -61,7 +51,7 @@ OWN_GEMM = bool(FASTLA_GEMM_OWN)
 
 cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
     """The centres in the tile kernel's panels (NULL if out of memory: BLAS path)."""
-    cdef floating* cpk = <floating*>malloc((k + PACK_PAD) * d * sizeof(floating))
+    cdef floating* cpk = <floating*>malloc((k + FASTLA_GEMM_PAD) * d * sizeof(floating))
     if cpk != NULL:
         if floating is float:
             fastla_gemm_pack_f32(c, k, d, cpk)
@@ -73,7 +63,7 @@ cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) no
 cdef inline void _scores(const floating* x, const floating* c, const floating* cnorm,
                          floating* buf, int mt, int k, int d, const floating* cpk) noexcept nogil:
     """buf[mt, k] (row-major) = ||c_j||^2 - 2 x_i . c_j: the tile kernel on the packed
-    centres cpk (cnorm zero-padded to k + PACK_PAD), or single-threaded BLAS if NULL."""
+    centres cpk (cnorm zero-padded to k + FASTLA_GEMM_PAD), or single-threaded BLAS if NULL."""
     cdef char ta = b'T'
     cdef char tb = b'N'
     cdef float m2_f = -2.0, one_f = 1.0
@@ -111,10 +101,6 @@ cdef extern from "_kmeans_vec.h" nogil:
     void fastla_pp_update_f64(const double* row, const double* w, double* closest,
                               double* cum, Py_ssize_t n)
 
-
-cdef extern from "_stream.h" nogil:
-    void fastla_stream_copy_f64(double* dst, const double* src, Py_ssize_t n)
-    void fastla_sfence()
 
 
 cdef inline int _argmin(const floating* row, int k) noexcept nogil:
@@ -215,7 +201,7 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
     cdef Py_ssize_t ch, i0, i
     cdef int mt, lab
     cdef floating* buf
-    cdef floating* cnorm = <floating*>calloc(k + PACK_PAD, sizeof(floating))
+    cdef floating* cnorm = <floating*>calloc(k + FASTLA_GEMM_PAD, sizeof(floating))
     cdef floating* cpk = NULL
     cdef const floating* xp = &X[0, 0]
     cdef const floating* cp = &centers[0, 0]
@@ -252,7 +238,7 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     cdef Py_ssize_t stride = _stride(k, d)
     cdef Py_ssize_t g
     cdef floating* buf
-    cdef floating* cnorm = <floating*>calloc(k + PACK_PAD, sizeof(floating))
+    cdef floating* cnorm = <floating*>calloc(k + FASTLA_GEMM_PAD, sizeof(floating))
     cdef double* gbuf = <double*>calloc(n_groups * stride, sizeof(double))
     cdef floating* cpk = NULL
     if cnorm == NULL or gbuf == NULL:

@@ -26,8 +26,7 @@ from libc.stdlib cimport free, malloc
 import numpy as np
 
 
-cdef extern from "_stream.h" nogil:
-    void fastla_prefetch_rows(const void* p, Py_ssize_t nbytes)
+include "_cdecl.pxi"
 
 cdef extern from "_mf_vec.h" nogil:
     int FASTLA_MF_OWN
