@@ -27,9 +27,6 @@
 #include <string.h>
 
 #include "_vec.h"
-#if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
-#define inline __inline
-#endif
 
 #define FASTLA_TJ 16 /* Y rows per transposed block */
 #define FASTLA_TM 8  /* X rows per register block */

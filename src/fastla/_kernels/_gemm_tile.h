@@ -25,9 +25,6 @@
 #include <string.h>
 
 #include "_vec.h"
-#if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
-#define inline __inline
-#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 

@@ -28,9 +28,6 @@
 #define FASTLA_MF_VEC_H
 
 #include <stddef.h>
-#if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
-#define inline __inline
-#endif
 
 #define FASTLA_MF_MAX_NV 16
 

@@ -13,9 +13,7 @@
 #define FASTLA_STREAM_H
 
 #include <stddef.h>
-#if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
-#define inline __inline
-#endif
+#include "_vec.h"
 
 #include <string.h>
 

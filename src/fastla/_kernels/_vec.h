@@ -1,4 +1,5 @@
-/* Vector types shared by the kernels' C headers (_kmeans_vec.h, _direct.h, _gemm_tile.h).
+/* Vector types shared by the kernels' C headers (_kmeans_vec.h, _direct.h, _gemm_tile.h;
+ * _stream.h includes it for the MSVC inline spelling only).
  *
  * GCC/Clang vector extensions, one hardware register wide for the build's ISA level:
  * 16 bytes on the baseline wheel (SSE2), 32 on v3 (AVX2), 64 on v4 (AVX-512). Wider
@@ -9,6 +10,11 @@
  */
 #ifndef FASTLA_VEC_H
 #define FASTLA_VEC_H
+
+/* C89-era MSVC spells C's inline __inline; every header includes this one first */
+#if defined(_MSC_VER) && !defined(__cplusplus) && !defined(inline)
+#define inline __inline
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 
