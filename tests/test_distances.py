@@ -274,10 +274,12 @@ def test_read_only_inputs(backend):
     assert idx.shape == (9, 2)
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "manhattan",
+                                    "chebyshev"])
 def test_streamed_output_is_bitwise_the_cached_one(monkeypatch, dtype, metric):
-    """Outputs of STREAM_BYTES or more are written with streaming stores from a row
-    buffer: force that path on small, odd shapes (unaligned rows, partial tiles, the
+    """Outputs of STREAM_BYTES or more are written with streaming stores (from a row
+    buffer for the GEMM metrics, from registers for aligned 16-value blocks of the direct
+    ones): force that path on small, odd shapes (unaligned rows, partial tiles, the
     diagonal of Y=None) and compare with the ordinary stores."""
     import sys
 
@@ -295,6 +297,46 @@ def test_streamed_output_is_bitwise_the_cached_one(monkeypatch, dtype, metric):
     for a, b in zip(got, ref):
         np.testing.assert_array_equal(a, b)
     assert (np.diag(got[1]) == 0).all()
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6, "mixed"])
+def test_manhattan_min_identity_matches_exact_sums(monkeypatch, offset):
+    """float64 manhattan runs as sx + sy - 2 sum min(x, y) (_direct.h kind 3), kept only
+    where the bound on its cancellation allows 1e-12 relative; other register blocks are
+    recomputed exactly. Every ISA variant, pairwise and kNN, against exact sums: data
+    around 0 (the identity's results kept), far from the origin with distances small
+    next to sum |x| (every block recomputed) and a mix of both by row groups."""
+    from fastla._kernels import _simd
+
+    rng = np.random.default_rng(11)
+    m, n, d = 203, 70, 37
+    X = rng.standard_normal((m, d))
+    Y = rng.standard_normal((n, d))
+    if offset == "mixed":
+        X[(np.arange(m) // 8) % 3 == 1] += 1e6
+        Y[(np.arange(n) // 16) % 2 == 1] += 1e6
+    else:
+        X += offset
+        Y += offset
+    ref = np.abs(X[:, None, :] - Y[None, :, :]).sum(-1)
+    ref_idx = np.argsort(ref, axis=1, kind="stable")[:, :5]
+    for level in _simd.supported_levels():
+        try:
+            mod = _simd.load("_cy_distances", level=level)
+        except ImportError:
+            continue  # variant not built by this compiler
+        got = {}
+        for on in (True, False):
+            monkeypatch.setattr(mod, "L1_MIN", on)
+            D = mod.pairwise_distances(X, Y, np.empty((m, n)), 3, 1.0, 0.0, False, 0.0, 2)
+            np.testing.assert_allclose(D, ref, rtol=1e-12, atol=0)
+            dist, idx = mod.nearest_neighbors(X, Y, 5, 3, 1.0, False, 2)
+            np.testing.assert_allclose(dist, np.take_along_axis(ref, ref_idx, 1),
+                                       rtol=1e-12, atol=0)
+            assert (idx == ref_idx).all()
+            got[on] = D
+        if offset == 1e6:  # every block recomputed: bitwise the exact kernel's sums
+            np.testing.assert_array_equal(got[True], got[False])
 
 
 @pytest.mark.parametrize("metric", ["manhattan", "chebyshev"])

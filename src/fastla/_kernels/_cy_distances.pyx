@@ -173,13 +173,19 @@ cdef extern from *:
     """
 
 cdef extern from "_direct.h" nogil:
-    # kind: 0 squared differences, 1 manhattan, 2 chebyshev
+    ctypedef struct fastla_l1_aux:
+        const double* s
+        const double* t
+        const double* sy
+        const double* ty
+    # kind: 0 squared differences, 1 manhattan, 2 chebyshev, 3 manhattan by the min
+    # identity (float64; aux: the rows' sums and thresholds, see _l1_sums)
     void fastla_direct_f32(int kind, const float* X, Py_ssize_t d, Py_ssize_t i0,
                            Py_ssize_t mt, const float* Yt, float* acc, float* out,
-                           Py_ssize_t ldo)
+                           Py_ssize_t ldo, int stream, const fastla_l1_aux* aux)
     void fastla_direct_f64(int kind, const double* X, Py_ssize_t d, Py_ssize_t i0,
                            Py_ssize_t mt, const double* Yt, double* acc, double* out,
-                           Py_ssize_t ldo)
+                           Py_ssize_t ldo, int stream, const fastla_l1_aux* aux)
 
 
 cdef void _minkowski_block(const floating* X, const floating* Yt, Py_ssize_t i0,
@@ -199,24 +205,36 @@ cdef void _minkowski_block(const floating* X, const floating* Yt, Py_ssize_t i0,
 
 cdef bint _direct_block(const floating* X, const floating* Yt, Py_ssize_t i0, Py_ssize_t mt,
                         Py_ssize_t nt, Py_ssize_t d, int metric, double p, floating* acc,
-                        floating* out, Py_ssize_t ldo) noexcept nogil:
+                        floating* out, Py_ssize_t ldo, bint stream, const fastla_l1_aux* l1,
+                        Py_ssize_t jb) noexcept nogil:
     """acc[mt, TJ] = raw metric accumulations of X rows i0.. against a transposed Y block.
 
     Yt is (d, TJ): column jj holds Y row j0 + jj (zero-padded past the end). The blocks
     are the vector kernels of _direct.h (up to TM X rows by TJ columns in registers), pow for
     minkowski. Manhattan and chebyshev sums are final: a full block (nt == TJ) is written
-    straight to ``out`` (row r at out + r * ldo; NULL: never) and True returned;
+    straight to ``out`` (row r at out + r * ldo; NULL: never; with streaming stores
+    where ``stream`` and the row's 16 values are 64-byte aligned) and True returned;
     otherwise the sums are in ``acc`` for the caller's finishing loop.
+    l1 (NULL: unused): manhattan runs by the min identity (_direct.h, kind 3) with the
+    rows' sums and thresholds of ``_l1_sums`` (the Y arrays from column 0; this block
+    starts at column jb).
     """
     cdef floating* dst = out if nt == TJ and (metric == MANHATTAN or metric == CHEBYSHEV) \
         else NULL
     cdef int kind = 1 if metric == MANHATTAN else (2 if metric == CHEBYSHEV else 0)
+    cdef fastla_l1_aux aux
+    if l1 != NULL and metric == MANHATTAN:
+        kind = 3
+        aux.s = l1.s
+        aux.t = l1.t
+        aux.sy = l1.sy + jb
+        aux.ty = l1.ty + jb
     if metric == MINKOWSKI:
         _minkowski_block(X, Yt, i0, mt, d, p, acc)
     elif floating is float:
-        fastla_direct_f32(kind, X, d, i0, mt, Yt, acc, dst, ldo)
+        fastla_direct_f32(kind, X, d, i0, mt, Yt, acc, dst, ldo, stream, &aux)
     else:
-        fastla_direct_f64(kind, X, d, i0, mt, Yt, acc, dst, ldo)
+        fastla_direct_f64(kind, X, d, i0, mt, Yt, acc, dst, ldo, stream, &aux)
     return dst != NULL
 
 
@@ -248,6 +266,60 @@ cdef void _norms(const floating* A, Py_ssize_t m, Py_ssize_t d, int metric, doub
             out[i] = s
 
 
+# float64 manhattan runs by the min identity (_direct.h, kind 3) for up to this many
+# features: its threshold factor K = (3 d + 2) 2^-13 1.01 is then at most 0.19, so a
+# pair keeps the fast result unless its distance is below 0.19 (ax + ay) (random data:
+# a third of it or more). A module global so that tests can run both paths.
+L1_MIN_MAX_D = 512
+L1_MIN = True
+
+
+cdef const fastla_l1_aux* _l1_aux(const double[:, ::1] l1x, const double[:, ::1] l1y,
+                                  fastla_l1_aux* l1):
+    """Point ``l1`` at ``_l1_sums``' arrays; NULL when there are none."""
+    if l1x is None:
+        return NULL
+    l1.s = &l1x[0, 0]
+    l1.t = &l1x[1, 0]
+    l1.sy = &l1y[0, 0]
+    l1.ty = &l1y[1, 0]
+    return l1
+
+
+cdef void _abs_sums(const double* A, Py_ssize_t m, Py_ssize_t d, double K, double* s,
+                    double* t, int n_threads) noexcept nogil:
+    """s[i] = sum_k A[i, k], t[i] = K sum_k |A[i, k]|, each summed in feature order."""
+    cdef Py_ssize_t i, k
+    cdef double a, b
+    for i in prange(m, num_threads=n_threads, schedule='static'):
+        a = 0.0
+        b = 0.0
+        for k in range(d):
+            a = a + A[i * d + k]
+            b = b + fabs(A[i * d + k])
+        s[i] = a
+        t[i] = K * b
+
+
+def _l1_sums(X, Y, int metric, int n_threads):
+    """The min identity's inputs for float64 manhattan (else (None, None)): (2, m) with
+    X's row sums and thresholds K sum |x|, and (2, n + TJ) the same for Y, zero-padded
+    for the last partial column block (see fastla_l1_aux in _direct.h)."""
+    cdef Py_ssize_t m = X.shape[0], n = Y.shape[0], d = X.shape[1]
+    if not L1_MIN or metric != MANHATTAN or X.dtype != np.float64 \
+            or not 0 < d <= L1_MIN_MAX_D or m == 0 or n == 0:
+        return None, None
+    cdef double K = (3 * d + 2) * 2.0 ** -13 * 1.01
+    cdef const double[:, ::1] Xv = X
+    cdef const double[:, ::1] Yv = Y
+    cdef double[:, ::1] lx = np.empty((2, m))
+    cdef double[:, ::1] ly = np.zeros((2, n + TJ))
+    with nogil:
+        _abs_sums(&Xv[0, 0], m, d, K, &lx[0, 0], &lx[1, 0], n_threads)
+        _abs_sums(&Yv[0, 0], n, d, K, &ly[0, 0], &ly[1, 0], n_threads)
+    return lx.base, ly.base
+
+
 def uses_gemm(int metric, int d):
     """Whether the engine computes ``metric`` through GEMM for ``d`` features."""
     if metric == COSINE:
@@ -259,12 +331,14 @@ def uses_gemm(int metric, int d):
 
 def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
               const floating[:, ::1] Yo, floating[:, ::1] out, int metric, double p, double gamma,
-              bint same, double recompute, bint stream, bint own, int n_threads):
+              bint same, double recompute, bint stream, bint own, const double[:, ::1] l1x,
+              const double[:, ::1] l1y, int n_threads):
     """Fill ``out[i, j]`` with the distance (or RBF value) between X[i] and Y[j]. IN: X
     (m, d), Y (n, d); OUT: out (m, n). ``same``: Y is X (exact zeros on the diagonal).
     ``stream``: GEMM-path rows are finished in a per-thread buffer and written with
     streaming stores (for outputs larger than the caches). ``own``: the tiles' GEMM is
-    _gemm_tile.h's (else BLAS, which the caller pins to one thread)."""
+    _gemm_tile.h's (else BLAS, which the caller pins to one thread). ``l1x``, ``l1y``:
+    ``_l1_sums`` of X and Y, or None."""
     cdef Py_ssize_t m = X.shape[0], n = Y.shape[0], d = X.shape[1]
     if m == 0 or n == 0:
         return
@@ -285,6 +359,8 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef floating* op = &out[0, 0]
     cdef double diag = 1.0 if metric == RBF else 0.0
     cdef floating* ypk
+    cdef fastla_l1_aux l1
+    cdef const fastla_l1_aux* l1p = _l1_aux(l1x, l1y, &l1)
     if gemm:
         xx = <double*>malloc(m * sizeof(double))
         yy = <double*>malloc(n * sizeof(double))
@@ -327,7 +403,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                     for jb in range(j0, j0 + nt, TJ):
                         _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
                         if _direct_block(xp, buf, i0, mt, min(TJ, j0 + nt - jb), d, metric,
-                                         p, acc, op + i0 * n + jb, n):
+                                         p, acc, op + i0 * n + jb, n, stream, l1p, jb):
                             continue
                         for r in range(mt):
                             for jj in range(min(TJ, j0 + nt - jb)):
@@ -390,7 +466,7 @@ cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const doub
 def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
         const floating[:, ::1] Yo,
         int k, int metric, double p, bint same, floating[:, ::1] out_dist, Py_ssize_t[:, ::1] out_idx,
-        bint own, int n_threads):
+        bint own, const double[:, ::1] l1x, const double[:, ::1] l1y, int n_threads):
     """For each X row, the k nearest Y rows (sorted; ties to the lower index), without
     the m x n matrix: per-thread tiles of TILE x TILE, then an exact re-computation of
     the k survivors. ``same``: Y is X and each row's own index is excluded."""
@@ -411,6 +487,8 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     cdef Py_ssize_t* bi
     cdef Py_ssize_t iv
     cdef double dv
+    cdef fastla_l1_aux l1
+    cdef const fastla_l1_aux* l1p = _l1_aux(l1x, l1y, &l1)
     cdef const floating* xp = &X[0, 0]
     cdef const floating* yp = &Y[0, 0]
     cdef const floating* xo = &Xo[0, 0]
@@ -454,7 +532,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                         for jb in range(j0, j0 + nt, TJ):
                             _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
                             _direct_block(xp, buf, i0, mt, min(TJ, j0 + nt - jb), d, metric,
-                                          p, acc, NULL, 0)
+                                          p, acc, NULL, 0, False, l1p, jb)
                             for r in range(mt):
                                 for jj in range(min(TJ, j0 + nt - jb)):
                                     if same and i0 + r == jb + jj:
@@ -514,8 +592,9 @@ def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
     Xc, Yc = _centred(X, Y, metric, same)
     own = OWN_GEMM
     with blas_pinned(not own):
+        l1x, l1y = _l1_sums(X, Y, metric, n_threads)
         _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute,
-                  out.nbytes >= STREAM_BYTES, own, n_threads)
+                  out.nbytes >= STREAM_BYTES, own, l1x, l1y, n_threads)
     return out
 
 
@@ -527,5 +606,6 @@ def nearest_neighbors(X, Y, int k, int metric, double p, bint same, int n_thread
     Xc, Yc = _centred(X, Y, metric, same)
     own = OWN_GEMM
     with blas_pinned(not own):
-        _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, own, n_threads)
+        l1x, l1y = _l1_sums(X, Y, metric, n_threads)
+        _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, own, l1x, l1y, n_threads)
     return dist, idx

@@ -71,4 +71,25 @@ static inline void fastla_prefetch_rows(const void* p, ptrdiff_t nbytes)
 static inline void fastla_prefetch_rows(const void* p, ptrdiff_t nbytes) { (void)p; (void)nbytes; }
 #endif
 
+/* fastla_stream_vec(dst, x, nbytes): store the nbytes-byte vector x (16, 32 or 64: one
+ * register of the build's ISA) to dst, which is 64-byte aligned, with a streaming store;
+ * a plain store where the ISA has none of that width. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define fastla_stream_vec(dst, x, nbytes)                                            \
+    ((nbytes) == 64 ? _mm512_stream_si512((void*)(dst), (__m512i)(x))                 \
+                    : (void)memcpy((dst), &(x), (nbytes)))
+#elif defined(__AVX__)
+#include <immintrin.h>
+#define fastla_stream_vec(dst, x, nbytes)                                            \
+    ((nbytes) == 32 ? _mm256_stream_si256((__m256i*)(void*)(dst), (__m256i)(x))       \
+                    : (void)memcpy((dst), &(x), (nbytes)))
+#elif defined(__SSE2__)
+#define fastla_stream_vec(dst, x, nbytes)                                            \
+    ((nbytes) == 16 ? _mm_stream_si128((__m128i*)(void*)(dst), (__m128i)(x))          \
+                    : (void)memcpy((dst), &(x), (nbytes)))
+#else
+#define fastla_stream_vec(dst, x, nbytes) ((void)memcpy((dst), &(x), (nbytes)))
+#endif
+
 #endif /* FASTLA_STREAM_H */
