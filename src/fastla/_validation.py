@@ -251,6 +251,29 @@ def check_alloc(shape, dtype, *, what="the output", hint=""):
     return nbytes
 
 
+def empty_output(shape, dtype, *, apart_from=None):
+    """``np.empty(shape, dtype)`` placed for the kernels' stores.
+
+    It starts on a 64-byte cache line (the kernels stream whole lines; NumPy aligns large
+    arrays to 16 bytes only), and, given ``apart_from`` (the array a kernel reads while it
+    writes this one), 2 KiB away from it modulo 4 KiB. Rows whose length is a multiple of
+    4 KiB would otherwise put every output line at the same 4 KiB offset as the input
+    lines read with it, and the CPU's store-to-load address check (4K aliasing) stalls
+    those loads: a 2048 x 2048 float32 3x3 correlation took 1.1 ms instead of 0.75 ms.
+    The result is a view into a slightly larger buffer.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + 4096 + 64, dtype=np.uint8)
+    addr = raw.ctypes.data
+    if apart_from is not None:
+        target = ((apart_from.ctypes.data & ~63) + 2048) % 4096
+        start = (target - addr) % 4096
+    else:
+        start = -addr % 64
+    return raw[start:start + nbytes].view(dtype).reshape(shape)
+
+
 def check_out(out, shape, dtype, *, name="out"):
     """Validate a user-supplied output array: exact shape and dtype, writeable, C order."""
     if not isinstance(out, np.ndarray):

@@ -121,7 +121,8 @@ def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads, dest=No
     Returns (B, K, Ho, Wo)."""
     B, H, W = img.shape
     K, kh, kw = w.shape
-    out = dest if dest is not None else np.empty((B, K, Ho, Wo), dtype=img.dtype)
+    out = dest if dest is not None else _validation.empty_output(
+        (B, K, Ho, Wo), img.dtype, apart_from=img)
     if out.size == 0:
         return out
     if method == "fft":
@@ -155,7 +156,7 @@ def _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, *, rows=None, cols
     B, H, W = img.shape
     K, kh, kw = w.shape
     if out is None:
-        out = np.empty((B, K, Ho, Wo), dtype=img.dtype)
+        out = _validation.empty_output((B, K, Ho, Wo), img.dtype, apart_from=img)
     rowidx = rows if rows is not None else _ext_index(H, -oy, Ho + kh - 1, mode)
     if cols is not None:
         colidx, ox, jlo, jhi = cols, 0, 0, Wo

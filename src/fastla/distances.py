@@ -109,18 +109,8 @@ def _output(op, shape, dtype, out, device, hint):
         return None
     if out is None:
         _v.check_alloc(shape, dtype, what=f"the {op} output", hint=hint)
-        return _empty_aligned(shape, dtype)
+        return _v.empty_output(shape, dtype)
     return _v.check_out(out, shape, dtype)
-
-
-def _empty_aligned(shape, dtype, align=64):
-    """``np.empty(shape, dtype)`` starting on a cache line: the direct kernels write a
-    row's 16-value blocks with streaming stores only when they cover whole lines (NumPy
-    aligns large arrays to 16 bytes)."""
-    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    raw = np.empty(nbytes + align, dtype=np.uint8)
-    start = -raw.ctypes.data % align
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _run_matrix(op, X, Y, code, p, gamma, out, backend, n_threads, check_finite):
