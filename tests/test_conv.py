@@ -342,20 +342,24 @@ def test_device_arrays_stay_on_device(rng):
         fastla.correlate(d, k[0], out=cuda.device_array((2, 9, 10), np.float32))
 
 
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (2, 4), (4, 11), (1, 2)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_3x3_rows_kernel_every_variant(monkeypatch, dtype):
-    """The 3x3 two-row kernel (_conv_vec.h) on every ISA variant: against SciPy, with
-    odd widths (scalar steps to the first cache line, vectors, scalar tail), cached and
-    streaming stores giving the same values bitwise, and its non-finite flag raised by
-    one NaN in the vector part or the tail and only then."""
+def test_rows_kernels_every_variant(monkeypatch, dtype, kshape):
+    """The two-row register kernels (_conv_vec.h: 3x3's own, any shape's) on every ISA
+    variant: against SciPy, with odd widths (scalar steps to the first cache line,
+    vectors, scalar tail) and an odd row count (the last row alone), cached and streaming
+    stores giving the same values bitwise (the scalar steps match the vectors' fused
+    multiply-adds), and the non-finite flag raised by one NaN in the vector part or the
+    tail and only then."""
     import types
 
     from fastla._kernels import _simd
 
     rng = np.random.default_rng(4)
+    kh, kw = kshape
     for H, W in ((9, 83), (6, 40), (5, 3)):
         x = rng.standard_normal((2, H, W)).astype(dtype)
-        w = rng.standard_normal((1, 3, 3)).astype(dtype)
+        w = rng.standard_normal((1, kh, kw)).astype(dtype)
         ref = np.stack([ndi.correlate(x[b].astype(np.float64), w[0].astype(np.float64),
                                       mode="reflect") for b in range(2)])
         for level in _simd.supported_levels():
@@ -368,7 +372,8 @@ def test_3x3_rows_kernel_every_variant(monkeypatch, dtype):
             for bounds in ((0, 1 << 62), (1 << 62, 1 << 62)):  # streamed, cached
                 monkeypatch.setattr(mod, "STREAM_BYTES", bounds)
                 st = []
-                got[bounds] = conv._direct(b, x, w, 1, 1, H, W, "reflect", 0.0, 2, status=st)
+                got[bounds] = conv._direct(b, x, w, kh // 2, kw // 2, H, W, "reflect", 0.0,
+                                           2, status=st)
                 assert st == [False]
                 assert_close(got[bounds][:, 0], ref, dtype, w[0])
             np.testing.assert_array_equal(*got.values())
@@ -377,5 +382,6 @@ def test_3x3_rows_kernel_every_variant(monkeypatch, dtype):
                 y[1, H // 2, j] = np.nan
                 st = []
                 with np.errstate(invalid="ignore"):
-                    conv._direct(b, y, w, 1, 1, H, W, "reflect", 0.0, 2, status=st)
+                    conv._direct(b, y, w, kh // 2, kw // 2, H, W, "reflect", 0.0, 2,
+                                 status=st)
                 assert st == [True]

@@ -24,17 +24,61 @@
 #include "_vec.h"
 #include "_stream.h"
 
-#define FASTLA_CONV3_ROW(a0, a1, a2, p, j)                                           \
-    ((a0) * (p)[(j)] + (a1) * (p)[(j) + 1] + (a2) * (p)[(j) + 2])
+/* fastla_fma_<float|double>(a, b, c): a b + c, fused exactly where the vector code's
+ * a * b + c is contracted into an FMA (builds with FMA), so that the scalar steps (the
+ * first and last columns) give the vectors' values bitwise; GCC otherwise leaves some
+ * scalar products unfused (it multiplies several at once, then adds them one by one). */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__FMA__) || defined(__AVX512F__))
+static inline float fastla_fma_float(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+static inline double fastla_fma_double(double a, double b, double c) { return __builtin_fma(a, b, c); }
+#else
+static inline float fastla_fma_float(float a, float b, float c) { return a * b + c; }
+static inline double fastla_fma_double(double a, double b, double c) { return a * b + c; }
+#endif
+
+/* FASTLA_VFMA(T, a, b, c): a b + c on one register of T, fused (the same operation as
+ * fastla_fma_<T> lane by lane): GCC's own contraction of a * b + c may fuse either
+ * product of a sum of products, so the kernels spell it out */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
+#include <immintrin.h>
+#define FASTLA_VFMA(T, a, b, c)                                                      \
+    (sizeof(T) == 4 ? (__typeof__(c))_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)) \
+                    : (__typeof__(c))_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__FMA__)
+#include <immintrin.h>
+#define FASTLA_VFMA(T, a, b, c)                                                      \
+    (sizeof(T) == 4 ? (__typeof__(c))_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)) \
+                    : (__typeof__(c))_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
+#else
+#define FASTLA_VFMA(T, a, b, c) ((a) * (b) + (c))
+#endif
+
+/* FASTLA_VSET1(T, VF, x): x in every lane (z + x would add 0.0 first: -0.0 + 0.0) */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
+#define FASTLA_VSET1(T, VF, x)                                                       \
+    (sizeof(T) == 4 ? (VF)_mm512_set1_ps((float)(x)) : (VF)_mm512_set1_pd((double)(x)))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__AVX__)
+#define FASTLA_VSET1(T, VF, x)                                                       \
+    (sizeof(T) == 4 ? (VF)_mm256_set1_ps((float)(x)) : (VF)_mm256_set1_pd((double)(x)))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__SSE2__)
+#include <emmintrin.h>
+#define FASTLA_VSET1(T, VF, x)                                                       \
+    (sizeof(T) == 4 ? (VF)_mm_set1_ps((float)(x)) : (VF)_mm_set1_pd((double)(x)))
+#else
+#define FASTLA_VSET1(T, VF, x) ((VF){0} + (x))
+#endif
+
+#define FASTLA_CONV3_ROW_T(T, a0, a1, a2, p, j)                                      \
+    fastla_fma_##T((a2), (p)[(j) + 2], fastla_fma_##T((a1), (p)[(j) + 1], (a0) * (p)[(j)]))
 
 #define FASTLA_CONV3X3_SCALAR_STEP(T, j)                                             \
     do {                                                                             \
-        T s0_ = (T)0 + FASTLA_CONV3_ROW(w[0], w[1], w[2], p0, j);                    \
-        T s1_ = (T)0 + FASTLA_CONV3_ROW(w[0], w[1], w[2], p1, j);                    \
-        s0_ = s0_ + FASTLA_CONV3_ROW(w[3], w[4], w[5], p1, j);                       \
-        s1_ = s1_ + FASTLA_CONV3_ROW(w[3], w[4], w[5], p2, j);                       \
-        s0_ = s0_ + FASTLA_CONV3_ROW(w[6], w[7], w[8], p2, j);                       \
-        s1_ = s1_ + FASTLA_CONV3_ROW(w[6], w[7], w[8], p3, j);                       \
+        T s0_ = (T)0 + FASTLA_CONV3_ROW_T(T, w[0], w[1], w[2], p0, j);                    \
+        T s1_ = (T)0 + FASTLA_CONV3_ROW_T(T, w[0], w[1], w[2], p1, j);                    \
+        s0_ = s0_ + FASTLA_CONV3_ROW_T(T, w[3], w[4], w[5], p1, j);                       \
+        s1_ = s1_ + FASTLA_CONV3_ROW_T(T, w[3], w[4], w[5], p2, j);                       \
+        s0_ = s0_ + FASTLA_CONV3_ROW_T(T, w[6], w[7], w[8], p2, j);                       \
+        s1_ = s1_ + FASTLA_CONV3_ROW_T(T, w[6], w[7], w[8], p3, j);                       \
         o0[j] = s0_;                                                                 \
         o1[j] = s1_;                                                                 \
         bad |= ((s0_ - s0_) != 0) | ((s1_ - s1_) != 0);                              \
@@ -42,8 +86,87 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 
+/* one kernel row of 3 taps: a0 x0 + a1 x1 + a2 x2, fused as the scalar steps */
+#define FASTLA_V3(T, a0, a1, a2, x0, x1, x2)                                         \
+    FASTLA_VFMA(T, a2, x2, FASTLA_VFMA(T, a1, x1, (a0) * (x0)))
+
 /* VLOAD(v, p): v = the vector at p (any alignment) */
 #define FASTLA_VLOAD(v, p) memcpy(&(v), (p), sizeof(v))
+
+/* store the vector v at o + j: streamed (nt) or cached */
+#define FASTLA_CONV_STORE(VF, o, j, v, nt)                                           \
+    do {                                                                             \
+        if (nt)                                                                      \
+            fastla_stream_vec((o) + (j), v, sizeof(VF));                             \
+        else                                                                         \
+            memcpy((o) + (j), &(v), sizeof(VF));                                     \
+    } while (0)
+
+/* one vector of columns from j of both rows, stored (streamed where nt0 / nt1) */
+#define FASTLA_CONV3X3_STEP(T, VF)                                                   \
+    do {                                                                             \
+        VF x0, x1, x2, y0, y1, y2, u0, u1, u2, v0, v1, v2, s0, s1;                   \
+        FASTLA_VLOAD(x0, p0 + j);                                                    \
+        FASTLA_VLOAD(x1, p0 + j + 1);                                                \
+        FASTLA_VLOAD(x2, p0 + j + 2);                                                \
+        FASTLA_VLOAD(y0, p1 + j);                                                    \
+        FASTLA_VLOAD(y1, p1 + j + 1);                                                \
+        FASTLA_VLOAD(y2, p1 + j + 2);                                                \
+        FASTLA_VLOAD(u0, p2 + j);                                                    \
+        FASTLA_VLOAD(u1, p2 + j + 1);                                                \
+        FASTLA_VLOAD(u2, p2 + j + 2);                                                \
+        FASTLA_VLOAD(v0, p3 + j);                                                    \
+        FASTLA_VLOAD(v1, p3 + j + 1);                                                \
+        FASTLA_VLOAD(v2, p3 + j + 2);                                                \
+        s0 = z + FASTLA_V3(T, a0, a1, a2, x0, x1, x2);                               \
+        s1 = z + FASTLA_V3(T, a0, a1, a2, y0, y1, y2);                               \
+        s0 = s0 + FASTLA_V3(T, a3, a4, a5, y0, y1, y2);                              \
+        s1 = s1 + FASTLA_V3(T, a3, a4, a5, u0, u1, u2);                              \
+        s0 = s0 + FASTLA_V3(T, a6, a7, a8, u0, u1, u2);                              \
+        s1 = s1 + FASTLA_V3(T, a6, a7, a8, v0, v1, v2);                              \
+        FASTLA_CONV_STORE(VF, o0, j, s0, nt0);                                       \
+        FASTLA_CONV_STORE(VF, o1, j, s1, nt1);                                       \
+        chk = chk + ((s0 - s0) + (s1 - s1));                                         \
+    } while (0)
+
+/* the column loop shared by the kernels: vector steps (STEP, one vector; MSTEP, MW
+ * columns) over [jlo, jhi). With ``stream``: cached vectors up to and including o0's
+ * first whole cache line, then whole lines streamed, and the last line or two cached
+ * again; a streamed line is never also written by a cached store (that would flush
+ * the write-combining buffer early). The last columns are one vector ending at jhi,
+ * overlapping cached ones (same values). Rows narrower than a vector: POINT. */
+#define FASTLA_CONV_COLUMNS(T, L, STEP, MSTEP, MW, POINT)                            \
+    if (jhi - jlo >= L) {                                                            \
+        ptrdiff_t jend = jhi;                                                        \
+        if (stream) {                                                                \
+            const ptrdiff_t ja =                                                     \
+                j + (ptrdiff_t)(((64 - ((size_t)(o0 + j) & 63)) & 63) / sizeof(T));  \
+            if (ja + 3 * L <= jhi) {                                                 \
+                for (; j < ja; j += L)                                               \
+                    STEP;                                                            \
+                j = ja;                                                              \
+                STEP;                                                                \
+                j += L;                                                              \
+                nt0 = 1;                                                             \
+                nt1 = o1 && (((size_t)(o1 + j)) & 63) == 0;                          \
+                jend = jhi - L;                                                      \
+            }                                                                        \
+        }                                                                            \
+        for (; j + (MW) <= jend; j += (MW))                                          \
+            MSTEP;                                                                   \
+        for (; j + L <= jend; j += L)                                                \
+            STEP;                                                                    \
+        nt0 = nt1 = 0;                                                               \
+        for (; j + L <= jhi; j += L)                                                 \
+            STEP;                                                                    \
+        if (j < jhi) {                                                               \
+            j = jhi - L;                                                             \
+            STEP;                                                                    \
+        }                                                                            \
+    } else {                                                                         \
+        for (; j < jhi; j++)                                                         \
+            POINT;                                                                   \
+    }
 
 #define FASTLA_CONV3X3_VEC(NAME, T, VF)                                              \
     static inline int NAME(const T* p0, const T* p1, const T* p2, const T* p3,       \
@@ -52,51 +175,16 @@
     {                                                                                \
         enum { L = FASTLA_VBYTES / sizeof(T) };                                      \
         const VF z = (VF){0};                                                        \
-        const VF a0 = z + w[0], a1 = z + w[1], a2 = z + w[2], a3 = z + w[3],         \
-                 a4 = z + w[4], a5 = z + w[5], a6 = z + w[6], a7 = z + w[7],         \
-                 a8 = z + w[8];                                                      \
+        const VF a0 = FASTLA_VSET1(T, VF, w[0]), a1 = FASTLA_VSET1(T, VF, w[1]),     \
+                 a2 = FASTLA_VSET1(T, VF, w[2]), a3 = FASTLA_VSET1(T, VF, w[3]),     \
+                 a4 = FASTLA_VSET1(T, VF, w[4]), a5 = FASTLA_VSET1(T, VF, w[5]),     \
+                 a6 = FASTLA_VSET1(T, VF, w[6]), a7 = FASTLA_VSET1(T, VF, w[7]),     \
+                 a8 = FASTLA_VSET1(T, VF, w[8]);                                     \
         VF chk = z;                                                                  \
         ptrdiff_t j = jlo;                                                           \
         int bad = 0, l, nt0 = 0, nt1 = 0;                                            \
-        if (stream) {                                                                \
-            /* scalar steps up to o0's first cache line, then whole lines streamed */  \
-            for (; j < jhi && ((size_t)(o0 + j) & 63); j++)                          \
-                FASTLA_CONV3X3_SCALAR_STEP(T, j);                                    \
-            nt0 = 1;                                                                 \
-            nt1 = (((size_t)(o1 + j)) & 63) == 0;                                    \
-        }                                                                            \
-        for (; j + L <= jhi; j += L) {                                               \
-            VF x0, x1, x2, y0, y1, y2, u0, u1, u2, v0, v1, v2, s0, s1;               \
-            FASTLA_VLOAD(x0, p0 + j);                                                \
-            FASTLA_VLOAD(x1, p0 + j + 1);                                            \
-            FASTLA_VLOAD(x2, p0 + j + 2);                                            \
-            FASTLA_VLOAD(y0, p1 + j);                                                \
-            FASTLA_VLOAD(y1, p1 + j + 1);                                            \
-            FASTLA_VLOAD(y2, p1 + j + 2);                                            \
-            FASTLA_VLOAD(u0, p2 + j);                                                \
-            FASTLA_VLOAD(u1, p2 + j + 1);                                            \
-            FASTLA_VLOAD(u2, p2 + j + 2);                                            \
-            FASTLA_VLOAD(v0, p3 + j);                                                \
-            FASTLA_VLOAD(v1, p3 + j + 1);                                            \
-            FASTLA_VLOAD(v2, p3 + j + 2);                                            \
-            s0 = z + (a0 * x0 + a1 * x1 + a2 * x2);                                  \
-            s1 = z + (a0 * y0 + a1 * y1 + a2 * y2);                                  \
-            s0 = s0 + (a3 * y0 + a4 * y1 + a5 * y2);                                 \
-            s1 = s1 + (a3 * u0 + a4 * u1 + a5 * u2);                                 \
-            s0 = s0 + (a6 * u0 + a7 * u1 + a8 * u2);                                 \
-            s1 = s1 + (a6 * v0 + a7 * v1 + a8 * v2);                                 \
-            if (nt0)                                                                 \
-                fastla_stream_vec(o0 + j, s0, sizeof(VF));                           \
-            else                                                                     \
-                memcpy(o0 + j, &s0, sizeof(VF));                                     \
-            if (nt1)                                                                 \
-                fastla_stream_vec(o1 + j, s1, sizeof(VF));                           \
-            else                                                                     \
-                memcpy(o1 + j, &s1, sizeof(VF));                                     \
-            chk = chk + ((s0 - s0) + (s1 - s1));                                     \
-        }                                                                            \
-        for (; j < jhi; j++)                                                         \
-            FASTLA_CONV3X3_SCALAR_STEP(T, j);                                        \
+        FASTLA_CONV_COLUMNS(T, L, FASTLA_CONV3X3_STEP(T, VF), FASTLA_CONV3X3_STEP(T, VF), \
+                            L, FASTLA_CONV3X3_SCALAR_STEP(T, j))                     \
         for (l = 0; l < L; l++)                                                      \
             bad |= chk[l] != 0; /* NaN != 0 */                                       \
         return bad;                                                                  \
@@ -123,6 +211,210 @@ FASTLA_CONV3X3_VEC(fastla_conv3x3_f64, double, fastla_vf64)
 FASTLA_CONV3X3_PLAIN(fastla_conv3x3_f32, float)
 FASTLA_CONV3X3_PLAIN(fastla_conv3x3_f64, double)
 
+#endif
+
+/* Any kernel shape: fastla_conv_rows_<f32|f64>(img, W, ridx, cvalrow, ox, w, kh, kw, jlo,
+ * jhi, o0, o1, stream): the interior columns of output rows i (o0) and i + 1 (o1; NULL:
+ * row i only) of the correlation with the kh x kw kernel w (row-major), reading image
+ * rows ridx[0 .. kh] (ridx = rowidx + i; -1: the cval row) shifted by the column origin
+ * ox. Each step loads every input vector once and feeds both output rows from it; the
+ * two sums stay in registers across all kh kernel rows and are stored once. The sums
+ * are associated as _cy_conv's _interior: per kernel row in order, a row's taps summed
+ * first and then added (s + (w0 x0 + w1 x1 + ...)) for widths 3, 5 and 7, tap by tap
+ * (s + w_c x_c) for the others. Streaming stores and the return value as for 3x3.
+ */
+#define FASTLA_CONV_ROWP(T, a) (ridx[a] < 0 ? cvalrow : img + ridx[a] * W) - ox
+
+/* the vector loop's kernel-height limit (its row pointers live on the stack); taller
+ * kernels take the scalar loop for every column */
+#define FASTLA_CONV_MAXKH 255
+
+#if defined(__GNUC__) || defined(__clang__)
+
+/* NJ vectors of one output row (or of two) per step: a kernel row's weight is
+ * broadcast once for NJ input vectors. ACC(q, w, x): for lane group q, accumulate w x.
+ * Grouped rows (widths 3, 5, 7) sum their taps into t first, then s += t. */
+#define FASTLA_CONV_NJ (FASTLA_VBYTES == 64 ? 4 : 2)
+
+/* one kernel row wr of one output: s[q] += row sum (grouped) or tap by tap */
+#define FASTLA_CONV_ROW1(T, VF, NV, s, wr, p)                                            \
+    do {                                                                             \
+        VF x_[FASTLA_CONV_NJ], t_[FASTLA_CONV_NJ], w_;                               \
+        int c_, q_;                                                                  \
+        w_ = FASTLA_VSET1(T, VF, (wr)[0]);                                           \
+        _Pragma("GCC unroll 4") for (q_ = 0; q_ < (NV); q_++) {            \
+            FASTLA_VLOAD(x_[q_], (p) + q_ * L);                                      \
+            if (grouped)                                                             \
+                t_[q_] = w_ * x_[q_];                                                \
+            else                                                                     \
+                s[q_] = FASTLA_VFMA(T, w_, x_[q_], s[q_]);                           \
+        }                                                                            \
+        for (c_ = 1; c_ < kw; c_++) {                                                \
+            w_ = FASTLA_VSET1(T, VF, (wr)[c_]);                                      \
+            _Pragma("GCC unroll 4") for (q_ = 0; q_ < (NV); q_++) {        \
+                FASTLA_VLOAD(x_[q_], (p) + c_ + q_ * L);                             \
+                if (grouped)                                                         \
+                    t_[q_] = FASTLA_VFMA(T, w_, x_[q_], t_[q_]);                     \
+                else                                                                 \
+                    s[q_] = FASTLA_VFMA(T, w_, x_[q_], s[q_]);                       \
+            }                                                                        \
+        }                                                                            \
+        if (grouped)                                                                 \
+            _Pragma("GCC unroll 4") for (q_ = 0; q_ < (NV); q_++)          \
+                s[q_] = s[q_] + t_[q_];                                              \
+    } while (0)
+
+/* one input row p feeding kernel row w0r of output 0 and w1r of output 1 */
+#define FASTLA_CONV_ROW2(T, VF, NV, s0, s1, w0r, w1r, p)                                 \
+    do {                                                                             \
+        VF x_[FASTLA_CONV_NJ], t0_[FASTLA_CONV_NJ], t1_[FASTLA_CONV_NJ], u_, v_;     \
+        int c_, q_;                                                                  \
+        u_ = FASTLA_VSET1(T, VF, (w0r)[0]);                                          \
+        v_ = FASTLA_VSET1(T, VF, (w1r)[0]);                                          \
+        _Pragma("GCC unroll 4") for (q_ = 0; q_ < (NV); q_++) {            \
+            FASTLA_VLOAD(x_[q_], (p) + q_ * L);                                      \
+            if (grouped) {                                                           \
+                t0_[q_] = u_ * x_[q_];                                               \
+                t1_[q_] = v_ * x_[q_];                                               \
+            } else {                                                                 \
+                s0[q_] = FASTLA_VFMA(T, u_, x_[q_], s0[q_]);                         \
+                s1[q_] = FASTLA_VFMA(T, v_, x_[q_], s1[q_]);                         \
+            }                                                                        \
+        }                                                                            \
+        for (c_ = 1; c_ < kw; c_++) {                                                \
+            u_ = FASTLA_VSET1(T, VF, (w0r)[c_]);                                     \
+            v_ = FASTLA_VSET1(T, VF, (w1r)[c_]);                                     \
+            _Pragma("GCC unroll 4") for (q_ = 0; q_ < (NV); q_++) {        \
+                FASTLA_VLOAD(x_[q_], (p) + c_ + q_ * L);                             \
+                if (grouped) {                                                       \
+                    t0_[q_] = FASTLA_VFMA(T, u_, x_[q_], t0_[q_]);                   \
+                    t1_[q_] = FASTLA_VFMA(T, v_, x_[q_], t1_[q_]);                   \
+                } else {                                                             \
+                    s0[q_] = FASTLA_VFMA(T, u_, x_[q_], s0[q_]);                     \
+                    s1[q_] = FASTLA_VFMA(T, v_, x_[q_], s1[q_]);                     \
+                }                                                                    \
+            }                                                                        \
+        }                                                                            \
+        if (grouped)                                                                 \
+            _Pragma("GCC unroll 4") for (q_ = 0; q_ < (NV); q_++) {        \
+                s0[q_] = s0[q_] + t0_[q_];                                           \
+                s1[q_] = s1[q_] + t1_[q_];                                           \
+            }                                                                        \
+    } while (0)
+
+/* NV vectors of columns from j, both rows (or o0 alone), stored and checked */
+#define FASTLA_CONV_STEP(T, VF, NV)                                                  \
+    do {                                                                             \
+        VF s0[FASTLA_CONV_NJ], s1[FASTLA_CONV_NJ];                                   \
+        int q;                                                                       \
+        _Pragma("GCC unroll 4") for (q = 0; q < (NV); q++)                           \
+            s0[q] = s1[q] = z;                                                       \
+        if (o1) {                                                                    \
+            FASTLA_CONV_ROW1(T, VF, NV, s0, w, rp[0] + j);                           \
+            for (a = 1; a < kh; a++)                                                 \
+                FASTLA_CONV_ROW2(T, VF, NV, s0, s1, w + a * kw, w + (a - 1) * kw,    \
+                                 rp[a] + j);                                         \
+            FASTLA_CONV_ROW1(T, VF, NV, s1, w + (kh - 1) * kw, rp[kh] + j);          \
+            _Pragma("GCC unroll 4") for (q = 0; q < (NV); q++) {                     \
+                FASTLA_CONV_STORE(VF, o1, j + q * L, s1[q], nt1);                    \
+                chk = chk + (s1[q] - s1[q]);                                         \
+            }                                                                        \
+        } else {                                                                     \
+            for (a = 0; a < kh; a++)                                                 \
+                FASTLA_CONV_ROW1(T, VF, NV, s0, w + a * kw, rp[a] + j);              \
+        }                                                                            \
+        _Pragma("GCC unroll 4") for (q = 0; q < (NV); q++) {                         \
+            FASTLA_CONV_STORE(VF, o0, j + q * L, s0[q], nt0);                        \
+            chk = chk + (s0[q] - s0[q]);                                             \
+        }                                                                            \
+    } while (0)
+
+#define FASTLA_CONV_ROWS_VEC(NAME, T, VF)                                            \
+    static inline int NAME(const T* img, ptrdiff_t W, const ptrdiff_t* ridx,         \
+                           const T* cvalrow, ptrdiff_t ox, const T* w, int kh, int kw, \
+                           ptrdiff_t jlo, ptrdiff_t jhi, T* o0, T* o1, int stream)   \
+    {                                                                                \
+        enum { L = FASTLA_VBYTES / sizeof(T) };                                      \
+        const VF z = (VF){0};                                                        \
+        const int grouped = kw == 3 || kw == 5 || kw == 7;                           \
+        VF chk = z;                                                                  \
+        ptrdiff_t j = jlo;                                                           \
+        int a, l, bad = 0, nt0 = 0, nt1 = 0;                                         \
+        const T* rp[FASTLA_CONV_MAXKH + 1];                                          \
+        for (a = 0; a <= kh && a <= FASTLA_CONV_MAXKH; a++)                          \
+            rp[a] = FASTLA_CONV_ROWP(T, a);                                          \
+        if (kh <= FASTLA_CONV_MAXKH) {                                               \
+            FASTLA_CONV_COLUMNS(T, L, FASTLA_CONV_STEP(T, VF, 1),                    \
+                                FASTLA_CONV_STEP(T, VF, FASTLA_CONV_NJ),             \
+                                FASTLA_CONV_NJ * L,                                  \
+                                bad |= fastla_conv_point_##T(img, W, ridx, cvalrow, ox, \
+                                                             w, kh, kw, j, o0, o1))  \
+        } else {                                                                     \
+            for (; j < jhi; j++)                                                     \
+                bad |= fastla_conv_point_##T(img, W, ridx, cvalrow, ox, w, kh, kw,   \
+                                             j, o0, o1);                             \
+        }                                                                            \
+        for (l = 0; l < L; l++)                                                      \
+            bad |= chk[l] != 0; /* NaN != 0 */                                       \
+        return bad;                                                                  \
+    }
+
+#endif
+
+/* one column j of both rows, scalar, in the same order as the vectors */
+#define FASTLA_CONV_POINT(T)                                                         \
+    static inline int fastla_conv_point_##T(const T* img, ptrdiff_t W,               \
+                                            const ptrdiff_t* ridx, const T* cvalrow, \
+                                            ptrdiff_t ox, const T* w, int kh, int kw, \
+                                            ptrdiff_t j, T* o0, T* o1)               \
+    {                                                                                \
+        const int grouped = kw == 3 || kw == 5 || kw == 7;                           \
+        int a, c, bad;                                                               \
+        T s, t;                                                                      \
+        int q;                                                                       \
+        bad = 0;                                                                     \
+        for (q = 0; q < (o1 ? 2 : 1); q++) {                                         \
+            s = 0;                                                                   \
+            for (a = 0; a < kh; a++) {                                               \
+                const T* p = FASTLA_CONV_ROWP(T, a + q) + j;                         \
+                const T* wr = w + a * kw;                                            \
+                if (grouped) {                                                       \
+                    t = wr[0] * p[0];                                                \
+                    for (c = 1; c < kw; c++)                                         \
+                        t = fastla_fma_##T(wr[c], p[c], t);                          \
+                    s = s + t;                                                       \
+                } else {                                                             \
+                    for (c = 0; c < kw; c++)                                         \
+                        s = fastla_fma_##T(wr[c], p[c], s);                          \
+                }                                                                    \
+            }                                                                        \
+            (q ? o1 : o0)[j] = s;                                                    \
+            bad |= (s - s) != 0;                                                     \
+        }                                                                            \
+        return bad;                                                                  \
+    }
+
+FASTLA_CONV_POINT(float)
+FASTLA_CONV_POINT(double)
+
+#if defined(__GNUC__) || defined(__clang__)
+FASTLA_CONV_ROWS_VEC(fastla_conv_rows_f32, float, fastla_vf32)
+FASTLA_CONV_ROWS_VEC(fastla_conv_rows_f64, double, fastla_vf64)
+#else
+#define FASTLA_CONV_ROWS_PLAIN(NAME, T)                                              \
+    static inline int NAME(const T* img, ptrdiff_t W, const ptrdiff_t* ridx,         \
+                           const T* cvalrow, ptrdiff_t ox, const T* w, int kh, int kw, \
+                           ptrdiff_t jlo, ptrdiff_t jhi, T* o0, T* o1, int stream)   \
+    {                                                                                \
+        ptrdiff_t j;                                                                 \
+        int bad = 0;                                                                 \
+        (void)stream;                                                                \
+        for (j = jlo; j < jhi; j++)                                                  \
+            bad |= fastla_conv_point_##T(img, W, ridx, cvalrow, ox, w, kh, kw, j, o0, o1); \
+        return bad;                                                                  \
+    }
+FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f32, float)
+FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f64, double)
 #endif
 
 #endif /* FASTLA_CONV_VEC_H */

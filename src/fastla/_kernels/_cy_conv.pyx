@@ -12,14 +12,14 @@ builds the two index tables, so the kernels never see a mode name. Convolution i
 correlation with the flipped kernel; SciPy's output modes and ndimage's origin are
 offsets into the tables.
 
-Interior columns ``jlo <= j < jhi`` read the image row directly (branch-free loops over
-contiguous x that GCC vectorises); only the ``kw - 1`` border columns on each side go
-through the column table. Rows are resolved once per (output row, kernel row) through
-the row table, so border rows cost no more than interior ones and nothing is padded.
-
-Fast paths: kernel widths 3, 5 and 7 have their taps unrolled (one store per kernel row
-instead of one per tap), and 3x3 / 5x5 kernels with a single kernel compute two output
-rows per pass (register blocking: each loaded input vector serves both rows).
+Interior columns ``jlo <= j < jhi`` read the image rows directly, branch-free, in the
+register kernels of _conv_vec.h: two output rows per call, each input vector loaded
+once and fed to both rows, the sums held in vector registers across all kernel rows and
+stored once (3x3 has its own kernel with the nine taps in registers). Only the ``kw - 1``
+border columns on each side go through the column table. Rows are resolved once per
+(output row, kernel row) through the row table, so border rows cost no more than
+interior ones and nothing is padded. Outputs of STREAM_BYTES[0] to STREAM_BYTES[1]
+bytes are written with streaming stores.
 
 Parallelism: ``prange`` over (image, row-pair) work items with a static schedule, so
 each thread owns contiguous strips of rows.
@@ -55,72 +55,6 @@ cdef inline void _border_cols(const real* rp, const real* wrow, Py_ssize_t kw,
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef inline void _interior(const real* rp, const real* wrow, Py_ssize_t kw,
-                           Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
-                           real* o) noexcept nogil:
-    """o[j] += sum_c wrow[c] * rp[j - ox + c] for the interior columns (no branches)."""
-    cdef Py_ssize_t j, c
-    cdef const real* p = rp - ox
-    cdef real w0, w1, w2, w3, w4, w5, w6
-    if kw == 3:
-        w0 = wrow[0]; w1 = wrow[1]; w2 = wrow[2]
-        for j in range(jlo, jhi):
-            o[j] = o[j] + (w0 * p[j] + w1 * p[j + 1] + w2 * p[j + 2])
-    elif kw == 5:
-        w0 = wrow[0]; w1 = wrow[1]; w2 = wrow[2]; w3 = wrow[3]; w4 = wrow[4]
-        for j in range(jlo, jhi):
-            o[j] = o[j] + (w0 * p[j] + w1 * p[j + 1] + w2 * p[j + 2] + w3 * p[j + 3]
-                           + w4 * p[j + 4])
-    elif kw == 7:
-        w0 = wrow[0]; w1 = wrow[1]; w2 = wrow[2]; w3 = wrow[3]; w4 = wrow[4]
-        w5 = wrow[5]; w6 = wrow[6]
-        for j in range(jlo, jhi):
-            o[j] = o[j] + (w0 * p[j] + w1 * p[j + 1] + w2 * p[j + 2] + w3 * p[j + 3]
-                           + w4 * p[j + 4] + w5 * p[j + 5] + w6 * p[j + 6])
-    else:
-        for c in range(kw):
-            w0 = wrow[c]
-            for j in range(jlo, jhi):
-                o[j] = o[j] + w0 * p[j + c]
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef inline void _interior2(const real* rp, const real* wtop, const real* wbot,
-                            Py_ssize_t kw, Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
-                            real* o0, real* o1) noexcept nogil:
-    """Register blocking: one input row feeds two output rows, with kernel rows
-    ``wtop`` (for o0) and ``wbot`` (for o1); a NULL weight row skips that output."""
-    cdef Py_ssize_t j
-    cdef const real* p = rp - ox
-    cdef real a0, a1, a2, a3, a4, b0, b1, b2, b3, b4, x0, x1, x2, x3, x4
-    if wtop == NULL:
-        _interior(rp, wbot, kw, ox, jlo, jhi, o1)
-        return
-    if wbot == NULL:
-        _interior(rp, wtop, kw, ox, jlo, jhi, o0)
-        return
-    if kw == 3:
-        a0 = wtop[0]; a1 = wtop[1]; a2 = wtop[2]
-        b0 = wbot[0]; b1 = wbot[1]; b2 = wbot[2]
-        for j in range(jlo, jhi):
-            x0 = p[j]; x1 = p[j + 1]; x2 = p[j + 2]
-            o0[j] = o0[j] + (a0 * x0 + a1 * x1 + a2 * x2)
-            o1[j] = o1[j] + (b0 * x0 + b1 * x1 + b2 * x2)
-    elif kw == 5:
-        a0 = wtop[0]; a1 = wtop[1]; a2 = wtop[2]; a3 = wtop[3]; a4 = wtop[4]
-        b0 = wbot[0]; b1 = wbot[1]; b2 = wbot[2]; b3 = wbot[3]; b4 = wbot[4]
-        for j in range(jlo, jhi):
-            x0 = p[j]; x1 = p[j + 1]; x2 = p[j + 2]; x3 = p[j + 3]; x4 = p[j + 4]
-            o0[j] = o0[j] + (a0 * x0 + a1 * x1 + a2 * x2 + a3 * x3 + a4 * x4)
-            o1[j] = o1[j] + (b0 * x0 + b1 * x1 + b2 * x2 + b3 * x3 + b4 * x4)
-    else:
-        _interior(rp, wtop, kw, ox, jlo, jhi, o0)
-        _interior(rp, wbot, kw, ox, jlo, jhi, o1)
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
 cdef inline int _row_nonfinite(const real* o, Py_ssize_t Wo) noexcept nogil:
     """1 if any of o[0..Wo) is NaN or infinite (x - x is 0 exactly for finite x),
     read while the row is still in L1; branch-free, vectorises."""
@@ -131,50 +65,56 @@ cdef inline int _row_nonfinite(const real* o, Py_ssize_t Wo) noexcept nogil:
     return bad
 
 
+cdef inline const real* _rowp(const real* img, Py_ssize_t W, const Py_ssize_t* rowidx,
+                              const real* cvalrow, Py_ssize_t r) noexcept nogil:
+    """Extended row r: an image row, or the cval row outside the image."""
+    cdef Py_ssize_t q = rowidx[r]
+    return cvalrow if q < 0 else img + q * W
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _one_row(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh,
-                   Py_ssize_t kw, const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
-                   Py_ssize_t i, Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
-                   Py_ssize_t Wo, real cval, const real* cvalrow, real* o) noexcept nogil:
-    cdef Py_ssize_t a, r
+cdef int _border(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh,
+                 Py_ssize_t kw, const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
+                 Py_ssize_t i, Py_ssize_t jlo, Py_ssize_t jhi, Py_ssize_t Wo, real cval,
+                 const real* cvalrow, real* o) noexcept nogil:
+    """The border columns (j < jlo, j >= jhi) of output row i, through the column table,
+    kernel row by kernel row; returns 1 if one of them is NaN or infinite."""
+    cdef Py_ssize_t j, a
     cdef const real* rp
-    memset(o, 0, Wo * sizeof(real))
+    for j in range(jlo):
+        o[j] = 0
+    for j in range(jhi, Wo):
+        o[j] = 0
     for a in range(kh):
-        r = rowidx[i + a]
-        rp = cvalrow if r < 0 else img + r * W
-        _interior(rp, w + a * kw, kw, ox, jlo, jhi, o)
+        rp = _rowp(img, W, rowidx, cvalrow, i + a)
         _border_cols(rp, w + a * kw, kw, colidx, 0, jlo, cval, o)
         _border_cols(rp, w + a * kw, kw, colidx, jhi, Wo, cval, o)
+    return _row_nonfinite(o, jlo) | _row_nonfinite(o + jhi, Wo - jhi)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _two_rows(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh,
-                    Py_ssize_t kw, const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
-                    Py_ssize_t i, Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi,
-                    Py_ssize_t Wo, real cval, const real* cvalrow, real* o0,
-                    real* o1) noexcept nogil:
-    """Output rows i and i + 1 together: input row i + a feeds kernel row a of row i and
-    kernel row a - 1 of row i + 1."""
-    cdef Py_ssize_t a, r
-    cdef const real* rp
-    cdef const real* wt
-    cdef const real* wb
-    memset(o0, 0, Wo * sizeof(real))
-    memset(o1, 0, Wo * sizeof(real))
-    for a in range(kh + 1):
-        r = rowidx[i + a]
-        rp = cvalrow if r < 0 else img + r * W
-        wt = w + a * kw if a < kh else NULL
-        wb = w + (a - 1) * kw if a >= 1 else NULL
-        _interior2(rp, wt, wb, kw, ox, jlo, jhi, o0, o1)
-        if wt != NULL:
-            _border_cols(rp, wt, kw, colidx, 0, jlo, cval, o0)
-            _border_cols(rp, wt, kw, colidx, jhi, Wo, cval, o0)
-        if wb != NULL:
-            _border_cols(rp, wb, kw, colidx, 0, jlo, cval, o1)
-            _border_cols(rp, wb, kw, colidx, jhi, Wo, cval, o1)
+cdef int _rows(const real* img, Py_ssize_t W, const real* w, Py_ssize_t kh, Py_ssize_t kw,
+               const Py_ssize_t* rowidx, const Py_ssize_t* colidx, Py_ssize_t i,
+               Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, Py_ssize_t Wo, real cval,
+               const real* cvalrow, real* o0, real* o1, bint stream) noexcept nogil:
+    """Output rows i and i + 1 (o1 NULL: row i only), any kernel shape: the interior by
+    _conv_vec.h's register kernel (each input vector loaded once for both rows, the
+    sums in registers across the kernel rows), the borders through the column table.
+    Returns 1 if an output value is NaN or infinite."""
+    cdef int bad
+    if real is float:
+        bad = fastla_conv_rows_f32(img, W, rowidx + i, cvalrow, ox, w, kh, kw, jlo, jhi,
+                                   o0, o1, stream)
+    else:
+        bad = fastla_conv_rows_f64(img, W, rowidx + i, cvalrow, ox, w, kh, kw, jlo, jhi,
+                                   o0, o1, stream)
+    bad |= _border(img, W, w, kh, kw, rowidx, colidx, i, jlo, jhi, Wo, cval, cvalrow, o0)
+    if o1 != NULL:
+        bad |= _border(img, W, w, kh, kw, rowidx, colidx, i + 1, jlo, jhi, Wo, cval,
+                       cvalrow, o1)
+    return bad
 
 
 cdef extern from "_stream.h" nogil:
@@ -187,6 +127,14 @@ cdef extern from "_conv_vec.h" nogil:
     int fastla_conv3x3_f64(const double* p0, const double* p1, const double* p2,
                            const double* p3, const double* w, Py_ssize_t jlo,
                            Py_ssize_t jhi, double* o0, double* o1, int stream)
+    int fastla_conv_rows_f32(const float* img, Py_ssize_t W, const Py_ssize_t* ridx,
+                             const float* cvalrow, Py_ssize_t ox, const float* w, int kh,
+                             int kw, Py_ssize_t jlo, Py_ssize_t jhi, float* o0, float* o1,
+                             int stream)
+    int fastla_conv_rows_f64(const double* img, Py_ssize_t W, const Py_ssize_t* ridx,
+                             const double* cvalrow, Py_ssize_t ox, const double* w,
+                             int kh, int kw, Py_ssize_t jlo, Py_ssize_t jhi, double* o0,
+                             double* o1, int stream)
 
 
 @cython.boundscheck(False)
@@ -259,7 +207,6 @@ def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
     cdef Py_ssize_t K = w.shape[0], kh = w.shape[1], kw = w.shape[2]
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t npair = (Ho + 1) // 2, t, b, i, k
-    cdef bint blocked = (kw == 3 or kw == 5) and Ho > 1
     cdef real cv = <real>cval
     cdef real[::1] cvalrow
     if B == 0 or K == 0 or Ho == 0 or Wo == 0:
@@ -277,35 +224,19 @@ def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
     cdef real* o0
     cdef Py_ssize_t nbytes = B * K * Ho * Wo * sizeof(real)
     cdef bint stream = STREAM_BYTES[0] <= nbytes < STREAM_BYTES[1]
-    with nogil:
-        if blocked:
-            with parallel(num_threads=n_threads):
-                for t in prange(B * npair, schedule="static"):
-                    b = t // npair
-                    i = 2 * (t % npair)
-                    for k in range(K):
-                        o0 = op + (b * K + k) * HoWo + i * Wo
-                        if i + 1 < Ho and kh == 3 and kw == 3:
-                            bad |= _two_rows_3x3(ip + b * HW, W, wp + k * khkw, rp, cp, i,
-                                                 ox, jlo, jhi, Wo, cv, cvp, o0, o0 + Wo,
-                                                 stream)
-                        elif i + 1 < Ho:
-                            _two_rows(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
-                                      jlo, jhi, Wo, cv, cvp, o0, o0 + Wo)
-                            bad |= _row_nonfinite(o0, 2 * Wo)
-                        else:
-                            _one_row(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
-                                     jlo, jhi, Wo, cv, cvp, o0)
-                            bad |= _row_nonfinite(o0, Wo)
-                if stream:
-                    fastla_sfence()  # this thread's streamed rows, before the join
-        else:
-            for t in prange(B * Ho, num_threads=n_threads, schedule="static"):
-                b = t // Ho
-                i = t % Ho
-                for k in range(K):
-                    o0 = op + (b * K + k) * HoWo + i * Wo
-                    _one_row(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox,
-                             jlo, jhi, Wo, cv, cvp, o0)
-                    bad |= _row_nonfinite(o0, Wo)
+    with nogil, parallel(num_threads=n_threads):
+        for t in prange(B * npair, schedule="static"):
+            b = t // npair
+            i = 2 * (t % npair)
+            for k in range(K):
+                o0 = op + (b * K + k) * HoWo + i * Wo
+                if i + 1 < Ho and kh == 3 and kw == 3:
+                    bad |= _two_rows_3x3(ip + b * HW, W, wp + k * khkw, rp, cp, i, ox, jlo,
+                                         jhi, Wo, cv, cvp, o0, o0 + Wo, stream)
+                else:
+                    bad |= _rows(ip + b * HW, W, wp + k * khkw, kh, kw, rp, cp, i, ox, jlo,
+                                 jhi, Wo, cv, cvp, o0, o0 + Wo if i + 1 < Ho else NULL,
+                                 stream)
+        if stream:
+            fastla_sfence()  # this thread's streamed rows, before the join
     return bad
