@@ -232,9 +232,11 @@ def test_methods_agree_large_kernel(rng):
         for method in ("direct", "separable", "fft", "auto"):
             got = fastla.correlate(x, k, mode="reflect", method=method)
             assert_close(got, ref, np.float64, k)
-    assert conv._choose_method("auto", np.ones((1, 9, 9)), (512, 512), False) == "separable"
-    assert conv._choose_method("auto", np.ones((1, 9, 9)), (512, 512), True) == "direct"
-    assert conv._choose_method("auto", np.eye(31)[None], (512, 512), False) == "fft"
+    assert conv._choose_method("auto", np.ones((1, 9, 9)), (512, 512), False) == "direct"
+    assert conv._choose_method("auto", np.ones((1, 11, 11)), (512, 512), False) == "separable"
+    assert conv._choose_method("auto", np.ones((1, 11, 11)), (512, 512), True) == "direct"
+    assert conv._choose_method("auto", np.eye(31)[None], (512, 512), False) == "direct"
+    assert conv._choose_method("auto", np.eye(41)[None], (512, 512), False) == "fft"
     assert conv._choose_method("auto", np.eye(3)[None], (512, 512), False) == "direct"
 
 
