@@ -135,15 +135,20 @@ def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads, dest=No
         parts = [_separable_factors(w[k]) for k in range(K)]
         for k, factors in enumerate(parts):
             acc = None
+            # a rank-1 kernel's vertical pass writes straight into its output plane
+            dest_k = out[:, k:k + 1]
+            direct_dest = len(factors) == 1 and dest_k.flags.c_contiguous
             for col, row in factors:
                 t = _direct(b, img, row.reshape(1, 1, kw).astype(img.dtype), 0, ox, H, Wo,
                             mode, cval, n_threads, rows=np.arange(H, dtype=np.intp))
                 cv = cval * float(np.sum(row))
                 r = _direct(b, t.reshape(B, H, Wo), col.reshape(1, kh, 1).astype(img.dtype),
                             oy, 0, Ho, Wo, mode, cv, n_threads,
-                            cols=np.arange(Wo, dtype=np.intp))
+                            cols=np.arange(Wo, dtype=np.intp),
+                            out=dest_k if direct_dest else None)
                 acc = r if acc is None else acc + r
-            out[:, k] = acc[:, 0]
+            if not direct_dest:
+                out[:, k] = acc[:, 0]
         return out
     return _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, out=out, status=status)
 
