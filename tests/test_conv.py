@@ -387,3 +387,25 @@ def test_rows_kernels_every_variant(monkeypatch, dtype, kshape):
                     conv._direct(b, y, w, kh // 2, kw // 2, H, W, "reflect", 0.0, 2,
                                  status=st)
                 assert st == [True]
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
+@pytest.mark.parametrize("kshape", [(3, 3), (4, 5), (1, 3)])
+def test_uint8_fused_path_is_exact(mode, kshape):
+    """uint8 in, uint8 out on Cython (correlate2d_u8: rows converted to float64 in a
+    per-thread ring reused by consecutive row pairs, rounding and saturation in the
+    kernel): exactly SciPy's float64 result rounded and saturated, on a stack with an odd
+    row count, border rows from the cval row, and the default and an explicit backend."""
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 256, (3, 37, 29)).astype(np.uint8)
+    w = (rng.standard_normal(kshape) * 0.6).astype(np.float32)
+    ref = np.stack([ndi.correlate(x[b].astype(np.float64), w.astype(np.float64), mode=mode,
+                                  cval=7.0) for b in range(3)])
+    want = np.clip(np.rint(ref), 0, 255).astype(np.uint8)
+    for backend in (None, "cython"):
+        got = fastla.correlate(x, w, mode=mode, cval=7.0, dtype=np.uint8, backend=backend)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want)
+    out = np.zeros_like(x)
+    assert fastla.correlate(x, w, mode=mode, cval=7.0, dtype=np.uint8, out=out) is out
+    np.testing.assert_array_equal(out, want)

@@ -166,21 +166,44 @@ def _direct(b, img, w, oy, ox, Ho, Wo, mode, cval, n_threads, *, rows=None, cols
     K, kh, kw = w.shape
     if out is None:
         out = _validation.empty_output((B, K, Ho, Wo), img.dtype, apart_from=img)
-    rowidx = rows if rows is not None else _ext_index(H, -oy, Ho + kh - 1, mode)
-    if cols is not None:
-        colidx, ox, jlo, jhi = cols, 0, 0, Wo
-    else:
-        colidx = _ext_index(W, -ox, Wo + kw - 1, mode)
-        jlo = max(0, ox)
-        jhi = min(Wo, W - kw + 1 + ox)
-        if jhi <= jlo:
-            jlo = jhi = 0
+    rowidx, colidx, ox, jlo, jhi = _tables(H, W, kh, kw, oy, ox, Ho, Wo, mode, rows, cols)
     flag = b.kernel(img, w, rowidx, colidx, int(ox), int(jlo), int(jhi), float(cval), out,
                     n_threads)
     if status is not None:
         # the Cython kernel reports non-finite outputs; they prove the image finite only
         # if every image row and column is read by some output
         status.append(bool(flag) or not _covers(rowidx, H) or not _covers(colidx, W))
+    return out
+
+
+def _tables(H, W, kh, kw, oy, ox, Ho, Wo, mode, rows=None, cols=None):
+    """The kernels' row and column tables and interior bounds: (rowidx, colidx, ox,
+    jlo, jhi)."""
+    rowidx = rows if rows is not None else _ext_index(H, -oy, Ho + kh - 1, mode)
+    if cols is not None:
+        return rowidx, cols, 0, 0, Wo
+    colidx = _ext_index(W, -ox, Wo + kw - 1, mode)
+    jlo = max(0, ox)
+    jhi = min(Wo, W - kw + 1 + ox)
+    if jhi <= jlo:
+        jlo = jhi = 0
+    return rowidx, colidx, ox, jlo, jhi
+
+
+def _direct_u8(img, w, oy, ox, Ho, Wo, mode, cval, n_threads, dest=None):
+    """uint8 image to uint8 output with a real kernel, on the Cython entry that converts
+    rows to float64 as it goes and rounds and saturates as it writes (the same float64
+    sums as the general path, without its float64 copy of the image and float64 output)."""
+    B, H, W = img.shape
+    K, kh, kw = w.shape
+    out = dest if dest is not None else _validation.empty_output((B, K, Ho, Wo), np.uint8,
+                                                                apart_from=img)
+    if out.size == 0:
+        return out
+    rowidx, colidx, ox, jlo, jhi = _tables(H, W, kh, kw, oy, ox, Ho, Wo, mode)
+    _backend.entry(_OP, "cython", "correlate2d_u8")(
+        np.ascontiguousarray(img), np.ascontiguousarray(w, dtype=np.float64), rowidx, colidx,
+        int(ox), int(jlo), int(jhi), float(cval), out, n_threads)
     return out
 
 
@@ -253,6 +276,10 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
             status = []
         else:
             check_image()
+
+    if b.name == "cython" and method == "direct" and img.dtype == np.uint8 \
+            and np.dtype(out_dtype) == np.uint8 and w.dtype.kind != "c" and cval_c.imag == 0:
+        return _direct_u8(img, w, oy, ox, Ho, Wo, mode, cval_c.real, n_threads, dest)
 
     def run(x, ww, cv, dest=None):
         x = np.ascontiguousarray(x, dtype=acc)

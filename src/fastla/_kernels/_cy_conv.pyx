@@ -28,6 +28,8 @@ each thread owns contiguous strips of rows.
 cimport cython
 from cython.parallel cimport prange, parallel
 from libc.string cimport memset
+from libc.stdlib cimport malloc, free
+from libc.math cimport nearbyint
 
 ctypedef fused real:
     float
@@ -240,3 +242,89 @@ def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
         if stream:
             fastla_sfence()  # this thread's streamed rows, before the join
     return bad
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def correlate2d_u8(const unsigned char[:, :, ::1] img, const double[:, :, ::1] w,
+                   const Py_ssize_t[::1] rowidx, const Py_ssize_t[::1] colidx,
+                   Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, double cval,
+                   unsigned char[:, :, :, ::1] out, int n_threads):
+    """``correlate2d`` for a uint8 image into uint8 output, float64 inside: each thread
+    converts the input rows of its row pair to float64 in a small buffer, runs the same
+    float64 kernels (so the sums are bitwise those of the float64 path), and writes each
+    value rounded to nearest (ties to even, as ``np.rint``) and saturated to 0..255. No
+    float64 copy of the image and no float64 output array. Arguments as correlate2d."""
+    cdef Py_ssize_t B = img.shape[0], H = img.shape[1], W = img.shape[2]
+    cdef Py_ssize_t K = w.shape[0], kh = w.shape[1], kw = w.shape[2]
+    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t npair = (Ho + 1) // 2, t, b, i, k, a, r, q, j, jj, nq
+    cdef Py_ssize_t HW = H * W, HoWo = Ho * Wo, khkw = kh * kw
+    cdef const unsigned char* ip
+    cdef const double* wp
+    cdef const Py_ssize_t* cp
+    cdef unsigned char* op
+    cdef double* rows
+    cdef double* cvrow
+    cdef double* ob
+    cdef Py_ssize_t* lidx
+    cdef Py_ssize_t* tag
+    cdef Py_ssize_t R = kh + 2, e, slot
+    cdef double v
+    cdef unsigned char* orow
+    if B == 0 or K == 0 or Ho == 0 or Wo == 0:
+        return
+    ip = &img[0, 0, 0]
+    wp = &w[0, 0, 0]
+    cp = &colidx[0]
+    op = &out[0, 0, 0, 0]
+    with nogil, parallel(num_threads=n_threads):
+        # a ring of R = kh + 2 float64 rows: extended row e of image b sits in slot e % R
+        # (tag: which (b, e) a slot holds), so consecutive pairs of a thread's strip
+        # convert only their two new rows
+        rows = <double*>malloc(R * max(W, 1) * sizeof(double))
+        cvrow = <double*>malloc(max(W, 1) * sizeof(double))
+        ob = <double*>malloc(2 * Wo * sizeof(double))
+        lidx = <Py_ssize_t*>malloc((kh + 1) * sizeof(Py_ssize_t))
+        tag = <Py_ssize_t*>malloc(R * sizeof(Py_ssize_t))
+        if rows != NULL and cvrow != NULL and ob != NULL and lidx != NULL and tag != NULL:
+            for jj in range(W):
+                cvrow[jj] = cval
+            for jj in range(R):
+                tag[jj] = -1
+            for t in prange(B * npair, schedule="static"):
+                b = t // npair
+                i = 2 * (t % npair)
+                nq = 2 if i + 1 < Ho else 1
+                # the pair's input rows as float64 ring slots (-1: the cval row)
+                for a in range(kh + nq - 1):
+                    e = i + a
+                    r = rowidx[e]
+                    if r < 0:
+                        lidx[a] = -1
+                        continue
+                    slot = e % R
+                    lidx[a] = slot
+                    if tag[slot] != b * (Ho + kh) + e:
+                        tag[slot] = b * (Ho + kh) + e
+                        for j in range(W):
+                            rows[slot * W + j] = ip[b * HW + r * W + j]
+                for k in range(K):
+                    if nq == 2 and kh == 3 and kw == 3:
+                        _two_rows_3x3(rows, W, wp + k * khkw, lidx, cp, 0, ox, jlo, jhi, Wo,
+                                      cval, cvrow, ob, ob + Wo, False)
+                    else:
+                        _rows(rows, W, wp + k * khkw, kh, kw, lidx, cp, 0, ox, jlo, jhi, Wo,
+                              cval, cvrow, ob, ob + Wo if nq == 2 else NULL, False)
+                    for q in range(nq):
+                        orow = op + (b * K + k) * HoWo + (i + q) * Wo
+                        for j in range(Wo):
+                            v = nearbyint(ob[q * Wo + j])
+                            v = v if v > 0.0 else 0.0      # max and min: they vectorise
+                            v = v if v < 255.0 else 255.0
+                            orow[j] = <unsigned char>v
+        free(rows)
+        free(cvrow)
+        free(ob)
+        free(lidx)
+        free(tag)
