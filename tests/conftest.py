@@ -87,3 +87,15 @@ def pytest_report_header(config):
         ok, why = _global_status(b)
         info.append(f"{b}={'yes' if ok else 'no'}")
     return [f"fastla {fastla.__version__} backends: " + " ".join(info)]
+
+
+def built_variants(name):
+    """The Cython kernel module ``name`` for every ISA level this machine runs and this
+    build has (the dispatched variant and the lower ones), for tests that check each."""
+    from fastla._kernels import _simd
+
+    for level in _simd.supported_levels():
+        try:
+            yield _simd.load(name, level=level)
+        except ImportError:
+            continue  # variant not built by this compiler

@@ -6,7 +6,7 @@ from scipy.spatial.distance import cdist
 
 import fastla
 from fastla import _backend
-from conftest import op_backend
+from conftest import built_variants, op_backend
 
 SCIPY = {"euclidean": "euclidean", "sqeuclidean": "sqeuclidean", "cosine": "cosine",
          "manhattan": "cityblock", "chebyshev": "chebyshev", "minkowski": "minkowski"}
@@ -234,15 +234,9 @@ def test_minkowski_special_p_values(rng):
 
 def test_simd_variants_agree(rng, monkeypatch):
     """Each built ISA variant of the Cython module gives the same distances."""
-    from fastla._kernels import _simd
-
     X = rng.standard_normal((70, 19))
     ref = cdist(X, X, "cityblock")
-    for level in _simd.supported_levels():
-        try:
-            mod = _simd.load("_cy_distances", level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
+    for mod in built_variants("_cy_distances"):
         out = np.empty((70, 70))
         mod.pairwise_distances(X, X, out, 3, 2.0, 0.0, True, 0.0, 2)
         np.testing.assert_allclose(out, ref, atol=1e-12)
@@ -306,8 +300,6 @@ def test_manhattan_min_identity_matches_exact_sums(monkeypatch, offset):
     recomputed exactly. Every ISA variant, pairwise and kNN, against exact sums: data
     around 0 (the identity's results kept), far from the origin with distances small
     next to sum |x| (every block recomputed) and a mix of both by row groups."""
-    from fastla._kernels import _simd
-
     rng = np.random.default_rng(11)
     m, n, d = 203, 70, 37
     X = rng.standard_normal((m, d))
@@ -320,11 +312,7 @@ def test_manhattan_min_identity_matches_exact_sums(monkeypatch, offset):
         Y += offset
     ref = np.abs(X[:, None, :] - Y[None, :, :]).sum(-1)
     ref_idx = np.argsort(ref, axis=1, kind="stable")[:, :5]
-    for level in _simd.supported_levels():
-        try:
-            mod = _simd.load("_cy_distances", level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
+    for mod in built_variants("_cy_distances"):
         got = {}
         for on in (True, False):
             monkeypatch.setattr(mod, "L1_MIN", on)
@@ -344,18 +332,12 @@ def test_direct_blocks_write_only_their_rows(dtype, metric):
     """Manhattan and chebyshev write full 16-column blocks straight from registers into
     the output: every ISA variant, partial row groups (m % 4 != 0, a last tile of 3 rows)
     and partial column blocks, rows past the output untouched, Y=None's zero diagonal."""
-    from fastla._kernels import _simd
-
     rng = np.random.default_rng(5)
     m, n, d = 259, 35, 13
     X = rng.standard_normal((m, d)).astype(dtype)
     Y = rng.standard_normal((n, d)).astype(dtype)
     code = {"manhattan": 3, "chebyshev": 4}[metric]
-    for level in _simd.supported_levels():
-        try:
-            mod = _simd.load("_cy_distances", level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
+    for mod in built_variants("_cy_distances"):
         for A, B, same in ((X, Y, False), (X, X, True)):
             big = np.full((A.shape[0] + 4, B.shape[0]), -7.0, dtype=dtype)
             out = big[:A.shape[0]]
@@ -373,19 +355,13 @@ def test_own_tile_gemm_matches_blas(monkeypatch, dtype, metric):
     AVX-512 build and on BLAS elsewhere: both paths, on every built variant, on odd
     shapes (partial row blocks and column panels, several tiles), give the same distances
     and the same neighbours."""
-    from fastla._kernels import _simd
-
     rng = np.random.default_rng(11)
     X = rng.standard_normal((301, 37)).astype(dtype)
     Y = rng.standard_normal((263, 37)).astype(dtype)
     code = {"euclidean": 1, "sqeuclidean": 0, "cosine": 2}[metric]
     thr = 1e-3 if dtype == np.float32 else 1e-9
     ref = cdist(X.astype(np.float64), Y.astype(np.float64), SCIPY[metric])
-    for level in _simd.supported_levels():
-        try:
-            mod = _simd.load("_cy_distances", level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
+    for mod in built_variants("_cy_distances"):
         got = {}
         for own in (True, False):
             monkeypatch.setattr(mod, "OWN_GEMM", own)

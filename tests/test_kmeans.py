@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import fastla
-from conftest import op_backend
+from conftest import built_variants, op_backend
 from fastla import _backend
 from fastla._kernels import _naive
 from fastla.kmeans import _minibatch_step
@@ -130,8 +130,6 @@ def test_plusplus_screen_is_bitwise_the_exact_pass(monkeypatch, scale):
     potentials bitwise, on every built variant: closest near the distances (just above,
     just below, equal), 0, inf and far below; values whose float32 squares overflow or
     underflow (scale); row counts that leave partial groups of 8 and partial chunks."""
-    from fastla._kernels import _simd
-
     rng = np.random.default_rng(3)
     n, d = 1037, 13
     X = (_blobs(n, d, 5, np.float64, seed=3) * scale).astype(np.float32)
@@ -141,11 +139,7 @@ def test_plusplus_screen_is_bitwise_the_exact_pass(monkeypatch, scale):
     closest = exact * rng.choice([0.5, 1 - 1e-7, 1.0, 1 + 1e-7, 1 + 1e-4, 3.0], n)
     closest[:5] = 0.0
     closest[5:10] = np.inf
-    for level in _simd.supported_levels():
-        try:
-            mod = _simd.load("_cy_kmeans", level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
+    for mod in built_variants("_cy_kmeans"):
         got = {}
         for screen in (True, False):
             monkeypatch.setattr(mod, "PP_SCREEN", screen)
@@ -395,18 +389,12 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
     """The assignment's chunk GEMM is the tile kernel (_gemm_tile.h, centres packed once)
     on the AVX-512 build and BLAS elsewhere: on every built variant both give the same
     labels, distances and Lloyd sums (odd n and d, k under one panel and over several)."""
-    from fastla._kernels import _simd
-
     rng = np.random.default_rng(k)
     X = rng.standard_normal((1037, 19)).astype(dtype)
     C = np.ascontiguousarray(X[rng.choice(len(X), k, replace=False)])
     w = rng.uniform(0.5, 2.0, len(X)).astype(dtype)
     d2 = ((X[:, None, :].astype(np.float64) - C[None, :, :]) ** 2).sum(-1)
-    for level in _simd.supported_levels():
-        try:
-            mod = _simd.load("_cy_kmeans", level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
+    for mod in built_variants("_cy_kmeans"):
         got = []
         for own in (True, False):
             monkeypatch.setattr(mod, "OWN_GEMM", own)

@@ -9,17 +9,7 @@ from fastla import MatrixFactorization, matrix_factorization
 from fastla.mf import DivergenceError, NotFittedError, _ingest
 
 from fastla import _backend
-
-
-def op_backend(op, backend):
-    """Skip when ``op`` has no ``backend`` kernel here (conftest's helper; the tests run
-    under --import-mode=importlib, where conftest is not importable)."""
-    if backend not in _backend._REGISTRY.get(op, {}):
-        pytest.skip(f"{op} has no {backend} kernel")
-    ok, why = _backend.backend_status(op)[backend]
-    if not ok:
-        pytest.skip(f"{backend} unavailable for {op}: {why}")
-    return backend
+from conftest import built_variants, op_backend
 
 
 def low_rank(nu=60, ni=40, k=3, n=1500, noise=0.1, seed=0):
@@ -42,18 +32,6 @@ def small(n=150, nu=13, ni=11, seed=1):
     i[:ni] = np.arange(ni)
     r = rng.integers(1, 6, n).astype(float)
     return u, i, r
-
-
-def built_variants(name):
-    """The kernel module ``name`` for every ISA level this machine runs and this build
-    has (the AVX-512 register kernels and the generic loops)."""
-    from fastla._kernels import _simd
-
-    for level in _simd.supported_levels():
-        try:
-            yield _simd.load(name, level=level)
-        except ImportError:
-            continue  # variant not built by this compiler
 
 
 def fit(data, **kw):

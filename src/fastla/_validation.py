@@ -264,6 +264,8 @@ def empty_output(shape, dtype, *, apart_from=None):
     """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes == 0:  # nothing to place (and NumPy's own strides for empty arrays)
+        return np.empty(shape, dtype=dtype)
     raw = np.empty(nbytes + 4096 + 64, dtype=np.uint8)
     addr = raw.ctypes.data
     if apart_from is not None:

@@ -1,19 +1,22 @@
-/* The 3x3 correlation's interior for two output rows (_cy_conv.pyx, _two_rows_3x3).
+/* The correlation's interior columns for two output rows at a time (_cy_conv.pyx).
  *
- * fastla_conv3x3_<f32|f64>(p0, p1, p2, p3, w, jlo, jhi, o0, o1): for jlo <= j < jhi,
+ * fastla_conv3x3_<f32|f64>(p0, p1, p2, p3, w, jlo, jhi, o0, o1, stream): for
+ * jlo <= j < jhi,
  *   o0[j] = ((0 + (w0 p0[j] + w1 p0[j+1] + w2 p0[j+2])) + (w3 p1[j] + ...)) + (w6 p2[j] + ...)
  *   o1[j] = the same with rows p1, p2, p3
  * (p0..p3: the four input rows, already offset by the kernel's column origin; w: the 9
- * taps row-major). The association is _two_rows' (a zeroed row plus one kernel row at a
- * time), so both paths give the same values; the compiler contracts a * x + b * y into
- * FMAs the same way in both. Returns 1 if any value written is NaN or infinite (x - x is
- * 0 exactly for finite x), else 0.
+ * taps row-major): the association of the any-shape kernel below for width 3, so both
+ * give the same values. fastla_conv_rows_<f32|f64> (below): any kernel shape.
+ * Both return 1 if any value written is NaN or infinite (x - x is 0 exactly for finite
+ * x), else 0. Every multiply-add is an explicit FMA (FASTLA_VFMA, fastla_fma_<T>) where
+ * the build has them, so that the scalar columns agree with the vector ones bitwise.
  *
  * Written with GCC/Clang vector extensions one register wide (_vec.h): each step loads
- * the 4 x 3 input vectors once and stores each output vector once, with the nine taps
- * and all inputs in registers. The same loop in Cython, inlined into the OpenMP region,
- * ran out of general registers for its twelve row pointers and spilled them (about 3x
- * slower). Other compilers: the scalar loop, same order.
+ * every input vector once for both output rows and stores each output vector once.
+ * The 3x3 loop in Cython, inlined into the OpenMP region, ran out of general registers
+ * for its twelve row pointers and spilled them (about 1.6x slower); the other shapes
+ * read and wrote the output once per kernel row or per tap. Other compilers: the scalar
+ * loops, same order.
  */
 #ifndef FASTLA_CONV_VEC_H
 #define FASTLA_CONV_VEC_H
@@ -92,6 +95,13 @@ static inline double fastla_fma_double(double a, double b, double c) { return a 
 
 /* VLOAD(v, p): v = the vector at p (any alignment) */
 #define FASTLA_VLOAD(v, p) memcpy(&(v), (p), sizeof(v))
+/* the three vectors at p, p + 1, p + 2 (a 3-tap row's inputs) */
+#define FASTLA_VLOAD3(a, b, c, p)                                                    \
+    do {                                                                             \
+        FASTLA_VLOAD(a, (p));                                                        \
+        FASTLA_VLOAD(b, (p) + 1);                                                    \
+        FASTLA_VLOAD(c, (p) + 2);                                                    \
+    } while (0)
 
 /* store the vector v at o + j: streamed (nt) or cached */
 #define FASTLA_CONV_STORE(VF, o, j, v, nt)                                           \
@@ -106,18 +116,10 @@ static inline double fastla_fma_double(double a, double b, double c) { return a 
 #define FASTLA_CONV3X3_STEP(T, VF)                                                   \
     do {                                                                             \
         VF x0, x1, x2, y0, y1, y2, u0, u1, u2, v0, v1, v2, s0, s1;                   \
-        FASTLA_VLOAD(x0, p0 + j);                                                    \
-        FASTLA_VLOAD(x1, p0 + j + 1);                                                \
-        FASTLA_VLOAD(x2, p0 + j + 2);                                                \
-        FASTLA_VLOAD(y0, p1 + j);                                                    \
-        FASTLA_VLOAD(y1, p1 + j + 1);                                                \
-        FASTLA_VLOAD(y2, p1 + j + 2);                                                \
-        FASTLA_VLOAD(u0, p2 + j);                                                    \
-        FASTLA_VLOAD(u1, p2 + j + 1);                                                \
-        FASTLA_VLOAD(u2, p2 + j + 2);                                                \
-        FASTLA_VLOAD(v0, p3 + j);                                                    \
-        FASTLA_VLOAD(v1, p3 + j + 1);                                                \
-        FASTLA_VLOAD(v2, p3 + j + 2);                                                \
+        FASTLA_VLOAD3(x0, x1, x2, p0 + j);                                           \
+        FASTLA_VLOAD3(y0, y1, y2, p1 + j);                                           \
+        FASTLA_VLOAD3(u0, u1, u2, p2 + j);                                           \
+        FASTLA_VLOAD3(v0, v1, v2, p3 + j);                                           \
         s0 = z + FASTLA_V3(T, a0, a1, a2, x0, x1, x2);                               \
         s1 = z + FASTLA_V3(T, a0, a1, a2, y0, y1, y2);                               \
         s0 = s0 + FASTLA_V3(T, a3, a4, a5, y0, y1, y2);                              \
@@ -219,9 +221,10 @@ FASTLA_CONV3X3_PLAIN(fastla_conv3x3_f64, double)
  * rows ridx[0 .. kh] (ridx = rowidx + i; -1: the cval row) shifted by the column origin
  * ox. Each step loads every input vector once and feeds both output rows from it; the
  * two sums stay in registers across all kh kernel rows and are stored once. The sums
- * are associated as _cy_conv's _interior: per kernel row in order, a row's taps summed
- * first and then added (s + (w0 x0 + w1 x1 + ...)) for widths 3, 5 and 7, tap by tap
- * (s + w_c x_c) for the others. Streaming stores and the return value as for 3x3.
+ * are associated per kernel row in order: a row's taps summed first and then added
+ * (s + (w0 x0 + w1 x1 + ...)) for widths 3, 5 and 7, tap by tap (s + w_c x_c) for the
+ * others (the association of the Cython loops these replaced). Streaming stores and the
+ * return value as for 3x3.
  */
 #define FASTLA_CONV_ROWP(T, a) (ridx[a] < 0 ? cvalrow : img + ridx[a] * W) - ox
 

@@ -27,7 +27,6 @@ each thread owns contiguous strips of rows.
 
 cimport cython
 from cython.parallel cimport prange, parallel
-from libc.string cimport memset
 from libc.stdlib cimport malloc, free
 from libc.math cimport nearbyint
 
@@ -146,41 +145,25 @@ cdef int _two_rows_3x3(const real* img, Py_ssize_t W, const real* w,
                        Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, Py_ssize_t Wo,
                        real cval, const real* cvalrow, real* o0, real* o1,
                        bint stream) noexcept nogil:
-    """3x3 kernel, output rows i and i + 1 finished in registers (_conv_vec.h): each
-    interior column reads its 4 x 3 inputs once and stores each output once (no zeroing
-    pass and no read-modify-write of the output per kernel row), with the sums associated
-    exactly as in _two_rows. Returns 1 if an output value is NaN or infinite."""
-    cdef Py_ssize_t j, a, r
+    """3x3 kernel, output rows i and i + 1 finished in registers (_conv_vec.h, with the
+    nine taps held in registers; the values are those of the any-shape kernel of _rows:
+    each kernel row's three taps summed, then added in kernel-row order). Returns 1 if
+    an output value is NaN or infinite."""
+    cdef Py_ssize_t a
     cdef const real* q[4]
     cdef int bad
     for a in range(4):
-        r = rowidx[i + a]
-        q[a] = cvalrow if r < 0 else img + r * W
+        q[a] = _rowp(img, W, rowidx, cvalrow, i + a) - ox
     if real is float:
-        bad = fastla_conv3x3_f32(q[0] - ox, q[1] - ox, q[2] - ox, q[3] - ox, w, jlo, jhi,
-                                 o0, o1, stream)
+        bad = fastla_conv3x3_f32(q[0], q[1], q[2], q[3], w, jlo, jhi, o0, o1, stream)
     else:
-        bad = fastla_conv3x3_f64(q[0] - ox, q[1] - ox, q[2] - ox, q[3] - ox, w, jlo, jhi,
-                                 o0, o1, stream)
-    # border columns through the column table, in the same order
-    for j in range(jlo):
-        o0[j] = 0
-        o1[j] = 0
-    for j in range(jhi, Wo):
-        o0[j] = 0
-        o1[j] = 0
-    for a in range(4):
-        if a < 3:
-            _border_cols(q[a], w + a * 3, 3, colidx, 0, jlo, cval, o0)
-            _border_cols(q[a], w + a * 3, 3, colidx, jhi, Wo, cval, o0)
-        if a >= 1:
-            _border_cols(q[a], w + (a - 1) * 3, 3, colidx, 0, jlo, cval, o1)
-            _border_cols(q[a], w + (a - 1) * 3, 3, colidx, jhi, Wo, cval, o1)
-    return (bad | _row_nonfinite(o0, jlo) | _row_nonfinite(o0 + jhi, Wo - jhi)
-            | _row_nonfinite(o1, jlo) | _row_nonfinite(o1 + jhi, Wo - jhi))
+        bad = fastla_conv3x3_f64(q[0], q[1], q[2], q[3], w, jlo, jhi, o0, o1, stream)
+    bad |= _border(img, W, w, 3, 3, rowidx, colidx, i, jlo, jhi, Wo, cval, cvalrow, o0)
+    bad |= _border(img, W, w, 3, 3, rowidx, colidx, i + 1, jlo, jhi, Wo, cval, cvalrow, o1)
+    return bad
 
 
-# 3x3 outputs of this many bytes, from the first bound up to the second, are written
+# Outputs of this many bytes, from the first bound up to the second, are written
 # with streaming stores (whole cache lines, not read first). Outputs beyond the caches
 # but below 32 MiB come back from the C allocator's recycled heap, where that saves the
 # read of every line (2048^2 float32: 0.99 -> 0.83 ms); from 32 MiB (glibc's largest
