@@ -233,8 +233,8 @@ def test_methods_agree_large_kernel(rng):
         for method in ("direct", "separable", "fft", "auto"):
             got = fastla.correlate(x, k, mode="reflect", method=method)
             assert_close(got, ref, np.float64, k)
-    assert conv._choose_method("auto", np.ones((1, 9, 9)), (512, 512), False) == "direct"
-    assert conv._choose_method("auto", np.ones((1, 11, 11)), (512, 512), False) == "separable"
+    assert conv._choose_method("auto", np.ones((1, 3, 3)), (512, 512), False) == "direct"
+    assert conv._choose_method("auto", np.ones((1, 5, 5)), (512, 512), False) == "separable"
     assert conv._choose_method("auto", np.ones((1, 11, 11)), (512, 512), True) == "direct"
     assert conv._choose_method("auto", np.eye(31)[None], (512, 512), False) == "direct"
     assert conv._choose_method("auto", np.eye(41)[None], (512, 512), False) == "fft"
@@ -405,3 +405,33 @@ def test_uint8_fused_path_is_exact(mode, kshape):
     out = np.zeros_like(x)
     assert fastla.correlate(x, w, mode=mode, cval=7.0, dtype=np.uint8, out=out) is out
     np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_separable_is_the_two_passes(monkeypatch, mode, dtype):
+    """correlate2d_sep (both 1-D passes of a rank-1 kernel fused through a per-thread
+    ring of filtered rows) gives the values of the separate horizontal and vertical
+    passes bitwise, on every variant, streamed or not, on a stack with an odd row count
+    and out-of-image rows (cval * sum(row))."""
+    import types
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 23, 45)).astype(dtype)
+    col = rng.standard_normal(5).astype(dtype)
+    row = rng.standard_normal(7).astype(dtype)
+    kh, kw = col.size, row.size
+    oy, ox, H, W = kh // 2, kw // 2, 23, 45
+    for mod in built_variants("_cy_conv"):
+        b = types.SimpleNamespace(kernel=mod.correlate2d)
+        t = conv._direct(b, x, row.reshape(1, 1, kw), 0, ox, H, W, mode, 1.5, 2,
+                         rows=np.arange(H, dtype=np.intp))
+        want = conv._direct(b, t.reshape(2, H, W), col.reshape(1, kh, 1), oy, 0, H, W, mode,
+                            1.5 * float(np.sum(row)), 2, cols=np.arange(W, dtype=np.intp))
+        rowidx, colidx, oxk, jlo, jhi = conv._tables(H, W, kh, kw, oy, ox, H, W, mode)
+        for bounds in ((0, 1 << 62), (1 << 62, 1 << 62)):  # streamed, cached
+            monkeypatch.setattr(mod, "STREAM_BYTES", bounds)
+            got = np.full((2, 1, H, W), -3.0, dtype)
+            mod.correlate2d_sep(x, col, row, rowidx, colidx, oxk, jlo, jhi, 1.5,
+                                1.5 * float(np.sum(row)), got, 2)
+            np.testing.assert_array_equal(got, want)

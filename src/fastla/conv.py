@@ -33,11 +33,11 @@ _METHODS = ("auto", "direct", "separable", "fft")
 
 # "auto" crossovers (kernel taps), fitted to fastla's own kernels on the 2-core
 # development machine (2048x2048 float32, 2 threads, 2026-11-24): rank-1 kernels ran
-# faster direct up to 9x9 (5x5: 2.2 against 7.3 ms as two 1-D passes; 9x9: direct ~6,
-# passes 8.1 ms) and as 1-D passes from 11x11 (9.1 against 5.4 ms); the direct kernel
-# beat the whole-image FFT up to 31x31 (80 against 113 ms) and grows with the taps, the
-# FFT does not. SciPy's model is not used.
-_AUTO_SEPARABLE_MIN_TAPS = 100     # rank-1 kernels of 10x10 and larger: two 1-D passes
+# faster as the fused 1-D passes (correlate2d_sep) from 5x5 on (5x5: 2.1 against 2.3 ms
+# direct; 7x7: 2.4 against 3.8 ms); the direct kernel beat the whole-image FFT up to
+# 31x31 (80 against 113 ms) and grows with the taps, the FFT does not. SciPy's model is
+# not used.
+_AUTO_SEPARABLE_MIN_TAPS = 25      # rank-1 kernels of 5x5 and larger: two 1-D passes
 _AUTO_FFT_MIN_TAPS = 37 * 37       # non-separable kernels this large go to the FFT
 _AUTO_FFT_MIN_PIXELS = 128 * 128
 
@@ -138,6 +138,16 @@ def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads, dest=No
             # a rank-1 kernel's vertical pass writes straight into its output plane
             dest_k = out[:, k:k + 1]
             direct_dest = len(factors) == 1 and dest_k.flags.c_contiguous
+            if direct_dest and b.name == "cython":
+                # both passes fused, no full-size intermediate
+                col, row = factors[0]
+                rowidx, colidx, oxk, jlo, jhi = _tables(H, W, kh, kw, oy, ox, Ho, Wo, mode)
+                _backend.entry(_OP, "cython", "correlate2d_sep")(
+                    img, np.ascontiguousarray(col, dtype=img.dtype),
+                    np.ascontiguousarray(row, dtype=img.dtype), rowidx, colidx, int(oxk),
+                    int(jlo), int(jhi), float(cval), cval * float(np.sum(row)), dest_k,
+                    n_threads)
+                continue
             for col, row in factors:
                 t = _direct(b, img, row.reshape(1, 1, kw).astype(img.dtype), 0, ox, H, Wo,
                             mode, cval, n_threads, rows=np.arange(H, dtype=np.intp))

@@ -311,3 +311,88 @@ def correlate2d_u8(const unsigned char[:, :, ::1] img, const double[:, :, ::1] w
         free(ob)
         free(lidx)
         free(tag)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def correlate2d_sep(const real[:, :, ::1] img, const real[::1] col, const real[::1] row,
+                    const Py_ssize_t[::1] rowidx, const Py_ssize_t[::1] colidx,
+                    Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, double cval,
+                    double cval_row, real[:, :, :, ::1] out, int n_threads):
+    """Correlation with the rank-1 kernel ``col[:, None] * row[None, :]`` into
+    ``out[B, 1, Ho, Wo]``, both 1-D passes fused: each thread keeps a ring of kh + 2
+    horizontally filtered rows (the same kernel as correlate2d with the 1 x kw kernel
+    ``row``; rows outside the image hold ``cval_row`` = cval * sum(row)) and runs the
+    vertical pass (kh x 1, ``col``) over it, two output rows at a time. Consecutive row
+    pairs of a thread's strip filter only their two new rows. The values are those of
+    the two separate passes, without their full-size intermediate. Arguments as
+    correlate2d (``rowidx``/``colidx`` for the kh x kw kernel)."""
+    cdef Py_ssize_t B = img.shape[0], H = img.shape[1], W = img.shape[2]
+    cdef Py_ssize_t kh = col.shape[0], kw = row.shape[0]
+    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t npair = (Ho + 1) // 2, t, b, i, a, e, r, slot, nq, jj
+    cdef Py_ssize_t R = kh + 2, HW = H * W, HoWo = Ho * Wo
+    cdef const real* ip
+    cdef const real* cp
+    cdef const real* rp
+    cdef const Py_ssize_t* xp
+    cdef real* op
+    cdef real* ring
+    cdef real* cvrow
+    cdef real* cvh
+    cdef Py_ssize_t* lidx
+    cdef Py_ssize_t* tag
+    cdef Py_ssize_t one[1]
+    cdef real* o0
+    cdef int bad = 0
+    cdef bint stream = STREAM_BYTES[0] <= B * HoWo * <Py_ssize_t>sizeof(real) < STREAM_BYTES[1]
+    if B == 0 or Ho == 0 or Wo == 0:
+        return 0
+    ip = &img[0, 0, 0]
+    cp = &col[0]
+    rp = &row[0]
+    xp = &colidx[0]
+    op = &out[0, 0, 0, 0]
+    one[0] = 0  # the horizontal pass's row table: its one row, as given
+    with nogil, parallel(num_threads=n_threads):
+        ring = <real*>malloc(R * Wo * sizeof(real))
+        cvrow = <real*>malloc(max(W, 1) * sizeof(real))
+        cvh = <real*>malloc(Wo * sizeof(real))
+        lidx = <Py_ssize_t*>malloc((kh + 1) * sizeof(Py_ssize_t))
+        tag = <Py_ssize_t*>malloc(R * sizeof(Py_ssize_t))
+        if ring != NULL and cvrow != NULL and cvh != NULL and lidx != NULL and tag != NULL:
+            for jj in range(max(W, 1)):
+                cvrow[jj] = <real>cval
+            for jj in range(Wo):
+                cvh[jj] = <real>cval_row
+            for jj in range(R):
+                tag[jj] = -1
+            for t in prange(B * npair, schedule="static"):
+                b = t // npair
+                i = 2 * (t % npair)
+                nq = 2 if i + 1 < Ho else 1
+                # the pair's horizontally filtered rows, in ring slots (-1: outside)
+                for a in range(kh + nq - 1):
+                    e = i + a
+                    r = rowidx[e]
+                    if r < 0:
+                        lidx[a] = -1
+                        continue
+                    slot = e % R
+                    lidx[a] = slot
+                    if tag[slot] != b * (Ho + kh) + e:
+                        tag[slot] = b * (Ho + kh) + e
+                        bad |= _rows(ip + b * HW + r * W, W, rp, 1, kw, one, xp, 0, ox,
+                                     jlo, jhi, Wo, <real>cval, cvrow, ring + slot * Wo,
+                                     NULL, False)
+                o0 = op + b * HoWo + i * Wo
+                bad |= _rows(ring, Wo, cp, kh, 1, lidx, xp, 0, 0, 0, Wo, Wo,
+                             <real>cval_row, cvh, o0, o0 + Wo if nq == 2 else NULL, stream)
+            if stream:
+                fastla_sfence()
+        free(ring)
+        free(cvrow)
+        free(cvh)
+        free(lidx)
+        free(tag)
+    return bad
