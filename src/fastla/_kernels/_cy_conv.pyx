@@ -227,6 +227,20 @@ def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
     return bad
 
 
+cdef inline Py_ssize_t _ring_slot(const Py_ssize_t* rowidx, Py_ssize_t e, Py_ssize_t R,
+                                  Py_ssize_t key, Py_ssize_t* tag, bint* fill) noexcept nogil:
+    """The ring slot of extended row e (e % R; -1: outside the image, the cval row), and
+    in ``fill`` whether it must be (re)filled: it held another (image, row) ``key``."""
+    cdef Py_ssize_t slot
+    if rowidx[e] < 0:
+        fill[0] = False
+        return -1
+    slot = e % R
+    fill[0] = tag[slot] != key
+    tag[slot] = key
+    return slot
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def correlate2d_u8(const unsigned char[:, :, ::1] img, const double[:, :, ::1] w,
@@ -253,6 +267,7 @@ def correlate2d_u8(const unsigned char[:, :, ::1] img, const double[:, :, ::1] w
     cdef Py_ssize_t* lidx
     cdef Py_ssize_t* tag
     cdef Py_ssize_t R = kh + 2, e, slot
+    cdef bint fill
     cdef double v
     cdef unsigned char* orow
     if B == 0 or K == 0 or Ho == 0 or Wo == 0:
@@ -282,14 +297,10 @@ def correlate2d_u8(const unsigned char[:, :, ::1] img, const double[:, :, ::1] w
                 # the pair's input rows as float64 ring slots (-1: the cval row)
                 for a in range(kh + nq - 1):
                     e = i + a
-                    r = rowidx[e]
-                    if r < 0:
-                        lidx[a] = -1
-                        continue
-                    slot = e % R
+                    slot = _ring_slot(&rowidx[0], e, R, b * (Ho + kh) + e, tag, &fill)
                     lidx[a] = slot
-                    if tag[slot] != b * (Ho + kh) + e:
-                        tag[slot] = b * (Ho + kh) + e
+                    if fill:
+                        r = rowidx[e]
                         for j in range(W):
                             rows[slot * W + j] = ip[b * HW + r * W + j]
                 for k in range(K):
@@ -332,6 +343,7 @@ def correlate2d_sep(const real[:, :, ::1] img, const real[::1] col, const real[:
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t npair = (Ho + 1) // 2, t, b, i, a, e, r, slot, nq, jj
     cdef Py_ssize_t R = kh + 2, HW = H * W, HoWo = Ho * Wo
+    cdef bint fill
     cdef const real* ip
     cdef const real* cp
     cdef const real* rp
@@ -374,14 +386,10 @@ def correlate2d_sep(const real[:, :, ::1] img, const real[::1] col, const real[:
                 # the pair's horizontally filtered rows, in ring slots (-1: outside)
                 for a in range(kh + nq - 1):
                     e = i + a
-                    r = rowidx[e]
-                    if r < 0:
-                        lidx[a] = -1
-                        continue
-                    slot = e % R
+                    slot = _ring_slot(&rowidx[0], e, R, b * (Ho + kh) + e, tag, &fill)
                     lidx[a] = slot
-                    if tag[slot] != b * (Ho + kh) + e:
-                        tag[slot] = b * (Ho + kh) + e
+                    if fill:
+                        r = rowidx[e]
                         bad |= _rows(ip + b * HW + r * W, W, rp, 1, kw, one, xp, 0, ox,
                                      jlo, jhi, Wo, <real>cval, cvrow, ring + slot * Wo,
                                      NULL, False)
