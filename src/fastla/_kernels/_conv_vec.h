@@ -39,38 +39,6 @@ static inline float fastla_fma_float(float a, float b, float c) { return a * b +
 static inline double fastla_fma_double(double a, double b, double c) { return a * b + c; }
 #endif
 
-/* FASTLA_VFMA(T, a, b, c): a b + c on one register of T, fused (the same operation as
- * fastla_fma_<T> lane by lane): GCC's own contraction of a * b + c may fuse either
- * product of a sum of products, so the kernels spell it out */
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
-#include <immintrin.h>
-#define FASTLA_VFMA(T, a, b, c)                                                      \
-    (sizeof(T) == 4 ? (__typeof__(c))_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)) \
-                    : (__typeof__(c))_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__FMA__)
-#include <immintrin.h>
-#define FASTLA_VFMA(T, a, b, c)                                                      \
-    (sizeof(T) == 4 ? (__typeof__(c))_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)) \
-                    : (__typeof__(c))_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
-#else
-#define FASTLA_VFMA(T, a, b, c) ((a) * (b) + (c))
-#endif
-
-/* FASTLA_VSET1(T, VF, x): x in every lane (z + x would add 0.0 first: -0.0 + 0.0) */
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
-#define FASTLA_VSET1(T, VF, x)                                                       \
-    (sizeof(T) == 4 ? (VF)_mm512_set1_ps((float)(x)) : (VF)_mm512_set1_pd((double)(x)))
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__AVX__)
-#define FASTLA_VSET1(T, VF, x)                                                       \
-    (sizeof(T) == 4 ? (VF)_mm256_set1_ps((float)(x)) : (VF)_mm256_set1_pd((double)(x)))
-#elif (defined(__GNUC__) || defined(__clang__)) && defined(__SSE2__)
-#include <emmintrin.h>
-#define FASTLA_VSET1(T, VF, x)                                                       \
-    (sizeof(T) == 4 ? (VF)_mm_set1_ps((float)(x)) : (VF)_mm_set1_pd((double)(x)))
-#else
-#define FASTLA_VSET1(T, VF, x) ((VF){0} + (x))
-#endif
-
 #define FASTLA_CONV3_ROW_T(T, a0, a1, a2, p, j)                                      \
     fastla_fma_##T((a2), (p)[(j) + 2], fastla_fma_##T((a1), (p)[(j) + 1], (a0) * (p)[(j)]))
 

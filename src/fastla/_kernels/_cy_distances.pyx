@@ -301,7 +301,7 @@ cdef void _abs_sums(const double* A, Py_ssize_t m, Py_ssize_t d, double K, doubl
         t[i] = K * b
 
 
-def _l1_sums(X, Y, int metric, int n_threads):
+def _l1_sums(X, Y, int metric, bint same, int n_threads):
     """The min identity's inputs for float64 manhattan (else (None, None)): (2, m) with
     X's row sums and thresholds K sum |x|, and (2, n + TJ) the same for Y, zero-padded
     for the last partial column block (see fastla_l1_aux in _direct.h)."""
@@ -316,7 +316,11 @@ def _l1_sums(X, Y, int metric, int n_threads):
     cdef double[:, ::1] ly = np.zeros((2, n + TJ))
     with nogil:
         _abs_sums(&Xv[0, 0], m, d, K, &lx[0, 0], &lx[1, 0], n_threads)
-        _abs_sums(&Yv[0, 0], n, d, K, &ly[0, 0], &ly[1, 0], n_threads)
+    if same:  # Y=None: the same rows, summed once
+        ly.base[:, :n] = lx.base
+    else:
+        with nogil:
+            _abs_sums(&Yv[0, 0], n, d, K, &ly[0, 0], &ly[1, 0], n_threads)
     return lx.base, ly.base
 
 
@@ -592,7 +596,7 @@ def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
     Xc, Yc = _centred(X, Y, metric, same)
     own = OWN_GEMM
     with blas_pinned(not own):
-        l1x, l1y = _l1_sums(X, Y, metric, n_threads)
+        l1x, l1y = _l1_sums(X, Y, metric, same, n_threads)
         _pairwise(Xc, Yc, X, Y, out, metric, p, gamma, same, recompute,
                   out.nbytes >= STREAM_BYTES, own, l1x, l1y, n_threads)
     return out
@@ -606,6 +610,6 @@ def nearest_neighbors(X, Y, int k, int metric, double p, bint same, int n_thread
     Xc, Yc = _centred(X, Y, metric, same)
     own = OWN_GEMM
     with blas_pinned(not own):
-        l1x, l1y = _l1_sums(X, Y, metric, n_threads)
+        l1x, l1y = _l1_sums(X, Y, metric, same, n_threads)
         _nn(Xc, Yc, X, Y, k, metric, p, same, dist, idx, own, l1x, l1y, n_threads)
     return dist, idx

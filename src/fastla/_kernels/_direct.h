@@ -107,28 +107,20 @@ typedef struct {
 
 /* FASTLA_VMIN_SUB(VF, T, y, b): min(y, b) per lane (b a scalar, broadcast; finite inputs);
  * FASTLA_FMA_STEP: a += t as the FMA t * 1 + a (the same value; on the FMA units, while
- * the min runs on the adders) */
+ * the min runs on the adders; a plain add where the build has no FMA) */
 #if defined(__AVX512F__)
 #define FASTLA_VMIN_SUB(VF, T, y, b) ((VF)_mm512_min_pd((__m512d)(y), _mm512_set1_pd(b)))
-#define FASTLA_FMA_STEP(VF, VI, a, t)                                                \
-    ((a) = (VF)_mm512_fmadd_pd((__m512d)(t), _mm512_set1_pd(1.0), (__m512d)(a)))
 #elif defined(__AVX__)
 #define FASTLA_VMIN_SUB(VF, T, y, b) ((VF)_mm256_min_pd((__m256d)(y), _mm256_set1_pd(b)))
-#if defined(__FMA__)
-#define FASTLA_FMA_STEP(VF, VI, a, t)                                                \
-    ((a) = (VF)_mm256_fmadd_pd((__m256d)(t), _mm256_set1_pd(1.0), (__m256d)(a)))
-#else
-#define FASTLA_FMA_STEP(VF, VI, a, t) ((a) += (t))
-#endif
 #elif defined(__SSE2__)
 #define FASTLA_VMIN_SUB(VF, T, y, b) ((VF)_mm_min_pd((__m128d)(y), _mm_set1_pd(b)))
-#define FASTLA_FMA_STEP(VF, VI, a, t) ((a) += (t))
 #else
 #define FASTLA_VMIN_SUB(VF, T, y, b)                                                 \
     ((VF)(((__typeof__(absmask))(y) & (__typeof__(absmask))((y) < (b))) |             \
           ((__typeof__(absmask))((VF){0} + (b)) & ~(__typeof__(absmask))((y) < (b)))))
-#define FASTLA_FMA_STEP(VF, VI, a, t) ((a) += (t))
 #endif
+#define FASTLA_FMA_STEP(VF, VI, a, t)                                                \
+    ((a) = FASTLA_VFMA(double, t, FASTLA_VSET1(double, VF, 1.0), a))
 
 /* STEP(a, t) folds the difference vector t into accumulator a. */
 #define FASTLA_L1_STEP(VF, VI, a, t) ((a) += (VF)((VI)(t) & absmask))

@@ -31,6 +31,39 @@ typedef int fastla_vi32 __attribute__((vector_size(FASTLA_VBYTES)));
 typedef double fastla_vf64 __attribute__((vector_size(FASTLA_VBYTES)));
 typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
 
+/* FASTLA_VFMA(T, a, b, c): a b + c on one register of T (float or double), fused where
+ * the build has FMA (GCC's own contraction of a * b + c may fuse either product of a
+ * sum of products, so kernels that need one rounding pattern spell it out);
+ * FASTLA_VSET1(T, VF, x): x in every lane. Both one register wide for the build. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
+#include <immintrin.h>
+#define FASTLA_VFMA(T, a, b, c)                                                      \
+    (sizeof(T) == 4 ? (__typeof__(c))_mm512_fmadd_ps((__m512)(a), (__m512)(b), (__m512)(c)) \
+                    : (__typeof__(c))_mm512_fmadd_pd((__m512d)(a), (__m512d)(b), (__m512d)(c)))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__FMA__)
+#include <immintrin.h>
+#define FASTLA_VFMA(T, a, b, c)                                                      \
+    (sizeof(T) == 4 ? (__typeof__(c))_mm256_fmadd_ps((__m256)(a), (__m256)(b), (__m256)(c)) \
+                    : (__typeof__(c))_mm256_fmadd_pd((__m256d)(a), (__m256d)(b), (__m256d)(c)))
+#else
+#define FASTLA_VFMA(T, a, b, c) ((a) * (b) + (c))
+#endif
+
+/* FASTLA_VSET1(T, VF, x): x in every lane (z + x would add 0.0 first: -0.0 + 0.0) */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__AVX512F__)
+#define FASTLA_VSET1(T, VF, x)                                                       \
+    (sizeof(T) == 4 ? (VF)_mm512_set1_ps((float)(x)) : (VF)_mm512_set1_pd((double)(x)))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__AVX__)
+#define FASTLA_VSET1(T, VF, x)                                                       \
+    (sizeof(T) == 4 ? (VF)_mm256_set1_ps((float)(x)) : (VF)_mm256_set1_pd((double)(x)))
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__SSE2__)
+#include <emmintrin.h>
+#define FASTLA_VSET1(T, VF, x)                                                       \
+    (sizeof(T) == 4 ? (VF)_mm_set1_ps((float)(x)) : (VF)_mm_set1_pd((double)(x)))
+#else
+#define FASTLA_VSET1(T, VF, x) ((VF){0} + (x))
+#endif
+
 #endif
 
 #endif /* FASTLA_VEC_H */
