@@ -236,9 +236,39 @@ def test_methods_agree_large_kernel(rng):
     assert conv._choose_method("auto", np.ones((1, 3, 3)), (512, 512), False) == "direct"
     assert conv._choose_method("auto", np.ones((1, 5, 5)), (512, 512), False) == "separable"
     assert conv._choose_method("auto", np.ones((1, 11, 11)), (512, 512), True) == "direct"
-    assert conv._choose_method("auto", np.eye(31)[None], (512, 512), False) == "direct"
-    assert conv._choose_method("auto", np.eye(41)[None], (512, 512), False) == "fft"
+    assert conv._choose_method("auto", np.eye(19)[None], (512, 512), False) == "direct"
+    assert conv._choose_method("auto", np.eye(21)[None], (512, 512), False) == "fft"
     assert conv._choose_method("auto", np.eye(3)[None], (512, 512), False) == "direct"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_fft_tiled_overlap_save(dtype, rng):
+    """method="fft" cuts the image into overlap-save tiles: many tiles per axis, a
+    ragged last tile, every boundary mode, origins, a stack, a kernel bank and out=."""
+    from fastla._kernels import _fft_conv
+
+    x = rng.standard_normal((2, 150, 171)).astype(dtype)
+    bank = rng.standard_normal((2, 9, 8)).astype(dtype)
+    assert _fft_conv.tile_length(9, 150) < 150 and _fft_conv.tile_length(8, 171) < 171
+    for mode in ND_MODES:
+        for origin in ((0, 0), (3, -4)):
+            got = fastla.correlate(x, bank, mode=mode, cval=0.5, origin=origin,
+                                   method="fft")
+            assert got.dtype == x.dtype and got.shape == (2, 2, 150, 171)
+            for b in range(2):
+                for k in range(2):
+                    ref = ndi.correlate(x[b].astype(np.float64), bank[k].astype(np.float64),
+                                        mode=mode, cval=0.5, origin=origin)
+                    assert_close(got[b, k], ref, dtype, bank[k])
+    out = np.full((150, 171), np.nan, dtype)
+    res = fastla.convolve(x[1], bank[0], mode="wrap", method="fft", out=out)
+    assert res is out
+    assert_close(out, ndi.convolve(x[1], bank[0], mode="wrap"), dtype, bank[0])
+    for mode, boundary in (("full", "fill"), ("valid", "symm"), ("same", "wrap")):
+        got = fastla.correlate2d(x[0], bank[1], mode, boundary, 0.25, method="fft")
+        ref = sig.correlate2d(x[0].astype(np.float64), bank[1].astype(np.float64), mode,
+                              boundary, 0.25)
+        assert_close(got, ref, dtype, bank[1])
 
 
 def test_available_backends_lists_ops():

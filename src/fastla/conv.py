@@ -34,11 +34,13 @@ _METHODS = ("auto", "direct", "separable", "fft")
 # "auto" crossovers (kernel taps), fitted to fastla's own kernels on the 2-core
 # development machine (2048x2048 float32, 2 threads, 2026-11-24): rank-1 kernels ran
 # faster as the fused 1-D passes (correlate2d_sep) from 5x5 on (5x5: 2.1 against 2.3 ms
-# direct; 7x7: 2.4 against 3.8 ms); the direct kernel beat the whole-image FFT up to
-# 31x31 (80 against 113 ms) and grows with the taps, the FFT does not. SciPy's model is
-# not used.
+# direct; 7x7: 2.4 against 3.8 ms). The tiled overlap-save FFT costs about the same
+# whatever the kernel (24-27 ms float32, 35-40 ms float64 at 2048x2048) while the direct
+# kernel grows with the taps: they cross at 17x17-19x19 on 2048x2048 and at 19x19-21x21
+# on 512x512 (float32 and float64); 21x21 is where the FFT won in all four. SciPy's
+# model is not used.
 _AUTO_SEPARABLE_MIN_TAPS = 25      # rank-1 kernels of 5x5 and larger: two 1-D passes
-_AUTO_FFT_MIN_TAPS = 37 * 37       # non-separable kernels this large go to the FFT
+_AUTO_FFT_MIN_TAPS = 21 * 21       # non-separable kernels this large go to the FFT
 _AUTO_FFT_MIN_PIXELS = 128 * 128
 
 _SUPPORTED_KINDS = "biufc"
@@ -130,7 +132,7 @@ def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads, dest=No
     if out.size == 0:
         return out
     if method == "fft":
-        return _fft_core(img, w, oy, ox, Ho, Wo, mode, cval)
+        return _fft_core(img, w, oy, ox, Ho, Wo, mode, cval, out, n_threads)
     if method == "separable":
         parts = [_separable_factors(w[k]) for k in range(K)]
         for k, factors in enumerate(parts):
@@ -229,20 +231,16 @@ def _rank(k2):
     return len(_separable_factors(k2))
 
 
-def _fft_core(img, w, oy, ox, Ho, Wo, mode, cval):
-    """Correlation through scipy.fft on the extended image (whole-image, not tiled)."""
-    from scipy.signal import fftconvolve
+def _fft_core(img, w, oy, ox, Ho, Wo, mode, cval, out, n_threads):
+    """Correlation by tiled overlap-save FFT (``_kernels._fft_conv``), into ``out``."""
+    from ._kernels import _fft_conv
 
     B, H, W = img.shape
     K, kh, kw = w.shape
     rowidx = _ext_index(H, -oy, Ho + kh - 1, mode)
     colidx = _ext_index(W, -ox, Wo + kw - 1, mode)
-    ext = img[:, np.maximum(rowidx, 0)][:, :, np.maximum(colidx, 0)]
-    if mode == "constant":
-        ext[:, rowidx < 0, :] = cval
-        ext[:, :, colidx < 0] = cval
-    res = fftconvolve(ext[:, None], w[None, :, ::-1, ::-1], mode="valid", axes=(-2, -1))
-    return np.ascontiguousarray(res, dtype=img.dtype)
+    return _fft_conv.correlate_tiled(img, rowidx, colidx, w, cval, out,
+                                     _threads.effective_n_threads(n_threads))
 
 
 def _choose_method(method, w, img_shape, exact):
@@ -547,7 +545,8 @@ _SIGNAL_DOC = """{what} two 2-D arrays, with ``scipy.signal.{name}`` semantics.
         C-contiguous array of the output shape and dtype to write into.
     method : {{"auto", "direct", "separable", "fft"}}
         ``"direct"``: shape-specialised direct kernels; ``"separable"``: SVD rank
-        decomposition into 1-D passes; ``"fft"``: scipy.fft on the extended image;
+        decomposition into 1-D passes; ``"fft"``: tiled overlap-save through
+        scipy.fft (float32 kept in single precision);
         ``"auto"``: chooses by kernel size and rank (integer outputs always direct).
     backend : {{"cython", "numba", "cuda", "python", "auto"}}, optional
     n_threads : int, optional
