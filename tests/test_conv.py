@@ -437,6 +437,82 @@ def test_uint8_fused_path_is_exact(mode, kshape):
     np.testing.assert_array_equal(out, want)
 
 
+def _u8_want(x, w, mode, cval, origin):
+    ref = np.stack([ndi.correlate(x[b].astype(np.float64), w.astype(np.float64), mode=mode,
+                                  cval=cval, origin=origin) for b in range(x.shape[0])])
+    return np.clip(np.rint(ref), 0, 255).astype(np.uint8)
+
+
+# kernels for the float32 pass of uint8 -> uint8: (name, weights, single precision?)
+_U8_KERNELS = [
+    # random weights: rare values near a tie
+    ("random", lambda rng, s: np.abs(rng.standard_normal(s)) / np.abs(
+        rng.standard_normal(s)).sum() * 1.3),
+    # dyadic weights: float32 sums exact (bound 0), many exact ties (ties to even)
+    ("dyadic", lambda rng, s: rng.integers(-3, 9, s) / 16.0),
+    # 0.05 + 1e-10: one value in 20 lies 1e-10 sum(x) above a tie, below float32's
+    # resolution (float32(0.05) alone is 7e-10 off), so float32 sums fall on either
+    # side; inside the bound (recomputed in float64), far outside float64's error
+    ("near-ties", lambda rng, s: np.full(s, 0.05 + 1e-10)),
+]
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap", "nearest"])
+@pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (2, 4)], ids=str)
+def test_uint8_single_precision_pass_is_exact(monkeypatch, mode, kshape):
+    """uint8 -> uint8 sums in float32 (the 3x3 kernel reads uint8 and rounds in one
+    pass; other shapes through a float32 ring) and recomputes in float64 every value
+    within the float32 error bound of a half-integer: on every ISA variant the output
+    is exactly SciPy's float64 result rounded (ties to even) and saturated, for kernels
+    with rare, exact and many near ties, rows wider and narrower than a vector, origins,
+    a stack and out-of-image rows; a cval too large for the bound runs in float64."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, (2, 21, 70)).astype(np.uint8)
+    narrow = x[:, :9, :6].copy()
+    for name, make in _U8_KERNELS:
+        w = make(rng, kshape)
+        w64 = np.ascontiguousarray(w[None], dtype=np.float64)
+        assert np.all(conv._u8_bounds(w64, mode, 7.0) <= conv._U8_SINGLE_MAX_BOUND), name
+        if name == "dyadic":
+            assert np.all(conv._u8_bounds(w64, mode, 7.0) == 0)
+        for mod in built_variants("_cy_conv"):
+            monkeypatch.setattr(conv._backend, "entry", lambda op, be, attr, m=mod:
+                                getattr(m, attr))
+            for img in (x, narrow):
+                for origin in ((0, 0), (-(kshape[0] // 2), (kshape[1] - 1) // 2)):
+                    got = fastla.correlate(img, w, mode=mode, cval=7.0, origin=origin,
+                                           dtype=np.uint8, backend="cython")
+                    np.testing.assert_array_equal(
+                        got, _u8_want(img, w, mode, 7.0, origin), err_msg=f"{name} {mod}")
+    if mode == "constant":  # |cval| too large for the float32 bound: float64 sums
+        w = _U8_KERNELS[0][1](rng, kshape)
+        assert conv._u8_bounds(np.asarray(w[None], np.float64), mode, 1e9)[0] > \
+            conv._U8_SINGLE_MAX_BOUND
+        got = fastla.correlate(x, w, mode=mode, cval=1e9, dtype=np.uint8)
+        np.testing.assert_array_equal(got, _u8_want(x, w, mode, 1e9, 0))
+
+
+def test_uint8_bounds_and_dyadic_exponent():
+    assert conv._dyadic_exponent([1 / 16, 2 / 16, -4 / 16]) == 4
+    assert conv._dyadic_exponent([3.0, 0.0, -5.0]) == 0
+    assert conv._dyadic_exponent([2.0 ** -40]) == 40
+    assert conv._dyadic_exponent([np.nan]) is None
+    assert conv._dyadic_exponent(0.0) == 0
+    assert conv._dyadic_exponent([5e-324]) == 1074
+    # 1/9 is not dyadic at any scale that keeps 255 * sum below 2**24: bounded
+    w = np.full((1, 3, 3), 1 / 9)
+    b = conv._u8_bounds(w, "reflect", 0.0)[0]
+    assert b == pytest.approx(255 * 11 * 2.0 ** -23)
+    # dyadic weights but a non-dyadic cval that the boundary reads: bounded
+    g = np.array([[[1, 2, 1], [2, 4, 2], [1, 2, 1]]]) / 16
+    assert conv._u8_bounds(g, "reflect", 0.1)[0] == 0
+    assert conv._u8_bounds(g, "constant", 0.1)[0] > 0
+    assert conv._u8_bounds(g, "constant", 0.5)[0] == 0
+    # sums beyond float32's integers: bounded (and above the single-precision limit)
+    assert conv._u8_bounds(g * 2.0 ** 20, "reflect", 0.0)[0] > conv._U8_SINGLE_MAX_BOUND
+    assert np.isinf(conv._u8_bounds(g, "constant", np.inf)[0])
+
+
 @pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fused_separable_is_the_two_passes(monkeypatch, mode, dtype):

@@ -388,4 +388,228 @@ FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f32, float)
 FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f64, double)
 #endif
 
+
+/* fastla_conv3x3_u8(p0, p1, p2, p3, w, jlo, jhi, o0, o1, u0, u1, thr, hits): the 3x3
+ * kernel on uint8 rows p0..p3 (offset by the column origin, as fastla_conv3x3_<T>),
+ * summed in float32 (w: the nine float32 taps) and finished in the same pass: for
+ * jlo <= j < jhi, o0[j] / o1[j] = the float32 sums (kept for the caller's recheck) and
+ * u0[j] / u1[j] = those sums rounded to nearest, ties to even, saturated to 0..255.
+ * A sum c (clamped to [-1, 256]) with |c - rint(c)| >= thr lies within 1/2 - thr of a
+ * half-integer, where the caller's float64 sum must decide (thr > 1/2: never): the
+ * first column of each vector step holding one goes to hits[] (at most
+ * (jhi - jlo) + 1 entries), and the count is returned; the caller tests the
+ * FASTLA_U8_LANES columns from each. The input is converted in registers, so no float
+ * copy of the rows is written; rint is (c + 1.5 2**23) - 1.5 2**23, exact for
+ * |c| <= 2**22. */
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTLA_U8_LANES (FASTLA_VBYTES / 4)
+#else
+#define FASTLA_U8_LANES 1
+#endif
+#define FASTLA_U8_ROUND(c, r, d)                                                     \
+    do {                                                                             \
+        c = c > -1.0f ? c : -1.0f;  /* NaN never reaches here (finite inputs) */    \
+        c = c < 256.0f ? c : 256.0f;                                                 \
+        r = (c + 12582912.0f) - 12582912.0f;                                         \
+        d = c - r;                                                                   \
+    } while (0)
+
+#if defined(__GNUC__) || defined(__clang__)
+
+/* L uint8 at p as L floats, and L floats holding integers 0..255 stored as L uint8
+ * (intrinsics: GCC 12 lowers __builtin_convertvector between uint8 and float vectors
+ * to one scalar conversion per lane) */
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__)
+static inline fastla_vf32 fastla_u8_load(const unsigned char* p)
+{
+    return (fastla_vf32)_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)p)));
+}
+static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
+{
+    _mm_storeu_si128((__m128i*)u, _mm512_cvtepi32_epi8(_mm512_cvttps_epi32((__m512)r)));
+}
+#elif defined(__AVX2__)
+static inline fastla_vf32 fastla_u8_load(const unsigned char* p)
+{
+    return (fastla_vf32)_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)p)));
+}
+static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
+{
+    __m256i i = _mm256_cvttps_epi32((__m256)r);
+    __m128i w = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64((__m128i*)u, _mm_packus_epi16(w, w));
+}
+#else /* SSE2 */
+#include <emmintrin.h>
+static inline fastla_vf32 fastla_u8_load(const unsigned char* p)
+{
+    int v;
+    __m128i z = _mm_setzero_si128(), b;
+    memcpy(&v, p, 4);
+    b = _mm_unpacklo_epi16(_mm_unpacklo_epi8(_mm_cvtsi32_si128(v), z), z);
+    return (fastla_vf32)_mm_cvtepi32_ps(b);
+}
+static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
+{
+    __m128i i = _mm_cvttps_epi32((__m128)r), w;
+    int v;
+    w = _mm_packs_epi32(i, i);
+    v = _mm_cvtsi128_si32(_mm_packus_epi16(w, w));
+    memcpy(u, &v, 4);
+}
+#endif
+
+/* nonzero if any lane of the comparison mask m is set */
+#if defined(__AVX512F__)
+#define FASTLA_VANY(m) (_mm512_test_epi32_mask((__m512i)(m), (__m512i)(m)) != 0)
+#elif defined(__AVX2__)
+#define FASTLA_VANY(m) (!_mm256_testz_si256((__m256i)(m), (__m256i)(m)))
+#else
+#define FASTLA_VANY(m) (_mm_movemask_epi8((__m128i)(m)) != 0)
+#endif
+
+/* max, min and round to nearest even of float lanes (no NaN reaches them) */
+#if defined(__AVX512F__)
+#define FASTLA_VMAXF(a, b) ((fastla_vf32)_mm512_max_ps((__m512)(a), (__m512)(b)))
+#define FASTLA_VMINF(a, b) ((fastla_vf32)_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define FASTLA_VRINTF(a)                                                             \
+    ((fastla_vf32)_mm512_roundscale_ps((__m512)(a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+#elif defined(__AVX__)
+#define FASTLA_VMAXF(a, b) ((fastla_vf32)_mm256_max_ps((__m256)(a), (__m256)(b)))
+#define FASTLA_VMINF(a, b) ((fastla_vf32)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define FASTLA_VRINTF(a)                                                             \
+    ((fastla_vf32)_mm256_round_ps((__m256)(a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
+#else /* SSE2: rint by adding and subtracting 1.5 2**23, exact for |a| <= 2**22 */
+#define FASTLA_VMAXF(a, b) ((fastla_vf32)_mm_max_ps((__m128)(a), (__m128)(b)))
+#define FASTLA_VMINF(a, b) ((fastla_vf32)_mm_min_ps((__m128)(a), (__m128)(b)))
+#define FASTLA_VRINTF(a) (((a) + big) - big)
+#endif
+
+/* the finish of one vector of sums s at column j: kept in o, rounded and saturated
+ * into u; m gets the lanes within the bound of a tie (|c - rint(c)| >= thr, as
+ * (c - rint(c))^2 >= thr^2: rounding is monotone, so no such lane is missed) */
+#define FASTLA_U8_VFINISH(s, o, u)                                                   \
+    do {                                                                             \
+        fastla_vf32 c_ = FASTLA_VMINF(FASTLA_VMAXF(s, lo), hi), r_, d_;              \
+        memcpy((o) + j, &(s), sizeof(s));                                            \
+        r_ = FASTLA_VRINTF(c_);                                                      \
+        d_ = c_ - r_;                                                                \
+        m = m | (d_ * d_ >= thr2);                                                   \
+        fastla_u8_store((u) + j, FASTLA_VMINF(FASTLA_VMAXF(r_, z), top));            \
+    } while (0)
+
+static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char* p1,
+                                    const unsigned char* p2, const unsigned char* p3,
+                                    const float* w, ptrdiff_t jlo, ptrdiff_t jhi,
+                                    float* o0, float* o1, unsigned char* u0,
+                                    unsigned char* u1, float thr, ptrdiff_t* hits)
+{
+    enum { L = FASTLA_VBYTES / sizeof(float) };
+    const fastla_vf32 z = (fastla_vf32){0};
+    const fastla_vf32 a0 = FASTLA_VSET1(float, fastla_vf32, w[0]),
+                      a1 = FASTLA_VSET1(float, fastla_vf32, w[1]),
+                      a2 = FASTLA_VSET1(float, fastla_vf32, w[2]),
+                      a3 = FASTLA_VSET1(float, fastla_vf32, w[3]),
+                      a4 = FASTLA_VSET1(float, fastla_vf32, w[4]),
+                      a5 = FASTLA_VSET1(float, fastla_vf32, w[5]),
+                      a6 = FASTLA_VSET1(float, fastla_vf32, w[6]),
+                      a7 = FASTLA_VSET1(float, fastla_vf32, w[7]),
+                      a8 = FASTLA_VSET1(float, fastla_vf32, w[8]);
+    const fastla_vf32 lo = FASTLA_VSET1(float, fastla_vf32, -1.0f),
+                      hi = FASTLA_VSET1(float, fastla_vf32, 256.0f),
+                      top = FASTLA_VSET1(float, fastla_vf32, 255.0f),
+                      big = FASTLA_VSET1(float, fastla_vf32, 12582912.0f),
+                      thr2 = FASTLA_VSET1(float, fastla_vf32, thr * thr);
+    ptrdiff_t j = jlo, nh = 0;
+    (void)big;  /* used by the SSE2 rint only */
+    if (jhi - jlo >= L) {
+        for (;;) {
+            fastla_vf32 x0, x1, x2, y0, y1, y2, v0, v1, v2, t0, t1, t2, s0, s1;
+            x0 = fastla_u8_load(p0 + j); x1 = fastla_u8_load(p0 + j + 1); x2 = fastla_u8_load(p0 + j + 2);
+            y0 = fastla_u8_load(p1 + j); y1 = fastla_u8_load(p1 + j + 1); y2 = fastla_u8_load(p1 + j + 2);
+            v0 = fastla_u8_load(p2 + j); v1 = fastla_u8_load(p2 + j + 1); v2 = fastla_u8_load(p2 + j + 2);
+            t0 = fastla_u8_load(p3 + j); t1 = fastla_u8_load(p3 + j + 1); t2 = fastla_u8_load(p3 + j + 2);
+            s0 = z + FASTLA_V3(float, a0, a1, a2, x0, x1, x2);
+            s1 = z + FASTLA_V3(float, a0, a1, a2, y0, y1, y2);
+            s0 = s0 + FASTLA_V3(float, a3, a4, a5, y0, y1, y2);
+            s1 = s1 + FASTLA_V3(float, a3, a4, a5, v0, v1, v2);
+            s0 = s0 + FASTLA_V3(float, a6, a7, a8, v0, v1, v2);
+            s1 = s1 + FASTLA_V3(float, a6, a7, a8, t0, t1, t2);
+            {
+                fastla_vi32 m = (fastla_vi32){0};
+                FASTLA_U8_VFINISH(s0, o0, u0);
+                FASTLA_U8_VFINISH(s1, o1, u1);
+                if (FASTLA_VANY(m))  /* rare: a value within the bound of a tie */
+                    hits[nh++] = j;
+            }
+            if (j + L >= jhi)
+                break;
+            j = j + 2 * L <= jhi ? j + L : jhi - L;  /* the last vector ends at jhi */
+        }
+        return nh;
+    }
+    for (; j < jhi; j++) {
+        float c, r, d;
+        int q;
+        for (q = 0; q < 2; q++) {
+            const unsigned char* r0 = q ? p1 : p0;
+            const unsigned char* r1 = q ? p2 : p1;
+            const unsigned char* r2 = q ? p3 : p2;
+            float s = (0.0f + FASTLA_CONV3_ROW_T(float, w[0], w[1], w[2], r0, j))
+                      + FASTLA_CONV3_ROW_T(float, w[3], w[4], w[5], r1, j);
+            s = s + FASTLA_CONV3_ROW_T(float, w[6], w[7], w[8], r2, j);
+            (q ? o1 : o0)[j] = s;
+            c = s;
+            FASTLA_U8_ROUND(c, r, d);
+            if ((d >= thr || d <= -thr) && (nh == 0 || hits[nh - 1] != j))
+                hits[nh++] = j;
+            r = r > 0.0f ? r : 0.0f;
+            r = r < 255.0f ? r : 255.0f;
+            (q ? u1 : u0)[j] = (unsigned char)r;
+        }
+    }
+    return nh;
+}
+
+#else /* other compilers: the scalar loop */
+
+static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char* p1,
+                                    const unsigned char* p2, const unsigned char* p3,
+                                    const float* w, ptrdiff_t jlo, ptrdiff_t jhi,
+                                    float* o0, float* o1, unsigned char* u0,
+                                    unsigned char* u1, float thr, ptrdiff_t* hits)
+{
+    ptrdiff_t j, nh = 0;
+    int q;
+    for (j = jlo; j < jhi; j++) {
+        for (q = 0; q < 2; q++) {
+            const unsigned char* r0 = q ? p1 : p0;
+            const unsigned char* r1 = q ? p2 : p1;
+            const unsigned char* r2 = q ? p3 : p2;
+            float s = 0.0f, c, r, d;
+            int a;
+            for (a = 0; a < 3; a++)
+                s = s + w[a] * r0[j + a];
+            for (a = 0; a < 3; a++)
+                s = s + w[3 + a] * r1[j + a];
+            for (a = 0; a < 3; a++)
+                s = s + w[6 + a] * r2[j + a];
+            (q ? o1 : o0)[j] = s;
+            c = s;
+            FASTLA_U8_ROUND(c, r, d);
+            if ((d >= thr || d <= -thr) && (nh == 0 || hits[nh - 1] != j))
+                hits[nh++] = j;
+            r = r > 0.0f ? r : 0.0f;
+            r = r < 255.0f ? r : 255.0f;
+            (q ? u1 : u0)[j] = (unsigned char)r;
+        }
+    }
+    return (int)nh;
+}
+
+#endif
+
 #endif /* FASTLA_CONV_VEC_H */

@@ -28,7 +28,7 @@ each thread owns contiguous strips of rows.
 cimport cython
 from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
-from libc.math cimport nearbyint
+from libc.math cimport nearbyint, nearbyintf, fabsf
 
 ctypedef fused real:
     float
@@ -132,6 +132,12 @@ cdef extern from "_conv_vec.h" nogil:
                              const float* cvalrow, Py_ssize_t ox, const float* w, int kh,
                              int kw, Py_ssize_t jlo, Py_ssize_t jhi, float* o0, float* o1,
                              int stream)
+    int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char* p1,
+                          const unsigned char* p2, const unsigned char* p3, const float* w,
+                          Py_ssize_t jlo, Py_ssize_t jhi, float* o0, float* o1,
+                          unsigned char* u0, unsigned char* u1, float thr,
+                          Py_ssize_t* hits)
+    int FASTLA_U8_LANES
     int fastla_conv_rows_f64(const double* img, Py_ssize_t W, const Py_ssize_t* ridx,
                              const double* cvalrow, Py_ssize_t ox, const double* w,
                              int kh, int kw, Py_ssize_t jlo, Py_ssize_t jhi, double* o0,
@@ -243,85 +249,262 @@ cdef inline Py_ssize_t _ring_slot(const Py_ssize_t* rowidx, Py_ssize_t e, Py_ssi
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
+cdef inline double _point_u8(const unsigned char* img, Py_ssize_t W, const double* w,
+                             Py_ssize_t kh, Py_ssize_t kw, const Py_ssize_t* rowidx,
+                             const Py_ssize_t* colidx, Py_ssize_t i, Py_ssize_t j,
+                             double cval) noexcept nogil:
+    """One output value in float64, taps in row-major order, through both tables."""
+    cdef Py_ssize_t a, c, r, col
+    cdef double s = 0.0, x
+    for a in range(kh):
+        r = rowidx[i + a]
+        for c in range(kw):
+            col = colidx[j + c]
+            x = img[r * W + col] if r >= 0 and col >= 0 else cval
+            s = s + w[a * kw + c] * x
+    return s
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline unsigned char _u8(double v) noexcept nogil:
+    """v rounded to nearest, ties to even (as np.rint), saturated to 0..255."""
+    v = nearbyint(v)
+    v = v if v > 0.0 else 0.0      # max and min: they vectorise
+    v = v if v < 255.0 else 255.0
+    return <unsigned char>v
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline void _border_u8(const unsigned char* img, Py_ssize_t W, const float* w,
+                            const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
+                            Py_ssize_t i, Py_ssize_t j0, Py_ssize_t j1, float cval,
+                            float* o) noexcept nogil:
+    """o[j], j0 <= j < j1: 3x3 float32 sums of output row i through both tables."""
+    cdef Py_ssize_t a, c, j, r, col
+    cdef float s
+    for j in range(j0, j1):
+        s = 0
+        for a in range(3):
+            r = rowidx[i + a]
+            for c in range(3):
+                col = colidx[j + c]
+                s = s + w[a * 3 + c] * (<float>img[r * W + col] if col >= 0 else cval)
+        o[j] = s
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline Py_ssize_t _finish_u8(const float* o, unsigned char* u, Py_ssize_t j0,
+                                  Py_ssize_t j1, float thr, Py_ssize_t* hits) noexcept nogil:
+    """u[j] = o[j] rounded to nearest (ties to even) and saturated, j0 <= j < j1, in
+    blocks of 64 columns (the inner loop is branch-free and vectorises); the first
+    column of each block holding a value with |o[j] - rint(o[j])| >= thr goes to hits[]
+    (at most (j1 - j0) / 64 + 1 entries). Returns their count."""
+    cdef Py_ssize_t j, jb, je, nh = 0
+    cdef int flag  # 32-bit: vectorises without widening
+    cdef float f, g
+    for jb in range(j0, j1, 64):
+        je = min(jb + 64, j1)
+        flag = 0
+        for j in range(jb, je):
+            f = o[j]
+            g = nearbyintf(f)
+            flag = flag | (fabsf(f - g) >= thr)
+            g = g if g > 0.0 else 0.0
+            g = g if g < 255.0 else 255.0
+            u[j] = <unsigned char>g
+        if flag:
+            hits[nh] = jb
+            nh = nh + 1
+    return nh
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _recheck_u8(const float* o, unsigned char* u, Py_ssize_t j0, Py_ssize_t j1,
+                      float thr, const unsigned char* img, Py_ssize_t W, const double* w,
+                      Py_ssize_t kh, Py_ssize_t kw, const Py_ssize_t* rowidx,
+                      const Py_ssize_t* colidx, Py_ssize_t i, double cval) noexcept nogil:
+    """Columns j0 <= j < j1 of output row i whose float32 sum o[j] lies near a
+    half-integer (|o[j] - rint(o[j])| >= thr: every value that fastla_conv3x3_u8 or
+    _finish_u8 flagged, and a few more beyond the clamp range) get the rounding of
+    their float64 sum."""
+    cdef Py_ssize_t j
+    cdef float f
+    for j in range(j0, j1):
+        f = o[j]
+        if fabsf(f - nearbyintf(f)) >= thr:
+            u[j] = _u8(_point_u8(img, W, w, kh, kw, rowidx, colidx, i, j, cval))
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
 def correlate2d_u8(const unsigned char[:, :, ::1] img, const double[:, :, ::1] w,
+                   const float[:, :, ::1] w32, const double[::1] bound,
                    const Py_ssize_t[::1] rowidx, const Py_ssize_t[::1] colidx,
                    Py_ssize_t ox, Py_ssize_t jlo, Py_ssize_t jhi, double cval,
-                   unsigned char[:, :, :, ::1] out, int n_threads):
-    """``correlate2d`` for a uint8 image into uint8 output, float64 inside: each thread
-    converts the input rows of its row pair to float64 in a small buffer, runs the same
-    float64 kernels (so the sums are bitwise those of the float64 path), and writes each
-    value rounded to nearest (ties to even, as ``np.rint``) and saturated to 0..255. No
-    float64 copy of the image and no float64 output array. Arguments as correlate2d."""
+                   unsigned char[:, :, :, ::1] out, bint single, int n_threads):
+    """``correlate2d`` for a uint8 image into uint8 output: each value is the float64
+    sum rounded to nearest (ties to even, as ``np.rint``) and saturated to 0..255.
+    Each thread converts the input rows of its row pair into a small ring of rows
+    (reused by the next pair), runs the register kernels on it and rounds as it writes:
+    no converted copy of the image and no float output.
+
+    ``single`` (float32 sums, twice the lanes): the float32 sum of kernel k is within
+    ``bound[k]`` of the float64 one (the caller's rounding-error bound), so it rounds
+    the same way wherever it lies further than that from a half-integer; the values
+    that do not (about 2 bound of them) are recomputed in float64 from the image
+    (``_point_u8``). ``bound[k] == 0``: the float32 sums are exact (dyadic weights).
+    ``w32``: w in float32. A 3x3 kernel on a row pair whose four input rows are all
+    image rows skips the ring: fastla_conv3x3_u8 reads the uint8 rows, converts in
+    registers and rounds in the same pass, reporting the vector steps with a value near
+    a tie. Otherwise (``single`` false) the kernels run in float64.
+    Other arguments as correlate2d."""
     cdef Py_ssize_t B = img.shape[0], H = img.shape[1], W = img.shape[2]
     cdef Py_ssize_t K = w.shape[0], kh = w.shape[1], kw = w.shape[2]
     cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
     cdef Py_ssize_t npair = (Ho + 1) // 2, t, b, i, k, a, r, q, j, jj, nq
+    cdef Py_ssize_t nh, h
+    cdef Py_ssize_t* hits
     cdef Py_ssize_t HW = H * W, HoWo = Ho * Wo, khkw = kh * kw
     cdef const unsigned char* ip
     cdef const double* wp
+    cdef const float* wp32
     cdef const Py_ssize_t* cp
     cdef unsigned char* op
     cdef double* rows
     cdef double* cvrow
     cdef double* ob
+    cdef float* rows32
+    cdef float* cvrow32
+    cdef float* ob32
     cdef Py_ssize_t* lidx
     cdef Py_ssize_t* tag
     cdef Py_ssize_t R = kh + 2, e, slot
-    cdef bint fill
-    cdef double v
+    cdef bint fill, fused
+    cdef float thr
     cdef unsigned char* orow
     if B == 0 or K == 0 or Ho == 0 or Wo == 0:
         return
     ip = &img[0, 0, 0]
     wp = &w[0, 0, 0]
+    wp32 = &w32[0, 0, 0]
     cp = &colidx[0]
     op = &out[0, 0, 0, 0]
     with nogil, parallel(num_threads=n_threads):
-        # a ring of R = kh + 2 float64 rows: extended row e of image b sits in slot e % R
-        # (tag: which (b, e) a slot holds), so consecutive pairs of a thread's strip
-        # convert only their two new rows
+        # a ring of R = kh + 2 rows (float64, or float32 when ``single``): extended row e
+        # of image b sits in slot e % R (tag: which (b, e) a slot holds), so consecutive
+        # pairs of a thread's strip convert only their two new rows
         rows = <double*>malloc(R * max(W, 1) * sizeof(double))
         cvrow = <double*>malloc(max(W, 1) * sizeof(double))
         ob = <double*>malloc(2 * Wo * sizeof(double))
+        rows32 = <float*>rows
+        cvrow32 = <float*>cvrow
+        ob32 = <float*>ob
         lidx = <Py_ssize_t*>malloc((kh + 1) * sizeof(Py_ssize_t))
         tag = <Py_ssize_t*>malloc(R * sizeof(Py_ssize_t))
-        if rows != NULL and cvrow != NULL and ob != NULL and lidx != NULL and tag != NULL:
+        hits = <Py_ssize_t*>malloc((Wo + 8) * sizeof(Py_ssize_t))
+        if rows != NULL and cvrow != NULL and ob != NULL and lidx != NULL and tag != NULL \
+                and hits != NULL:
             for jj in range(W):
-                cvrow[jj] = cval
+                if single:
+                    cvrow32[jj] = <float>cval
+                else:
+                    cvrow[jj] = cval
             for jj in range(R):
                 tag[jj] = -1
             for t in prange(B * npair, schedule="static"):
                 b = t // npair
                 i = 2 * (t % npair)
                 nq = 2 if i + 1 < Ho else 1
-                # the pair's input rows as float64 ring slots (-1: the cval row)
-                for a in range(kh + nq - 1):
+                # 3x3 on a pair of rows whose inputs are all image rows: uint8 read and
+                # finished in one pass (fastla_conv3x3_u8), no ring
+                fused = single and nq == 2 and kh == 3 and kw == 3 and rowidx[i] >= 0 \
+                    and rowidx[i + 1] >= 0 and rowidx[i + 2] >= 0 and rowidx[i + 3] >= 0
+                # otherwise the pair's input rows as ring slots (-1: the cval row)
+                for a in range(0 if fused else kh + nq - 1):
                     e = i + a
                     slot = _ring_slot(&rowidx[0], e, R, b * (Ho + kh) + e, tag, &fill)
                     lidx[a] = slot
                     if fill:
                         r = rowidx[e]
-                        for j in range(W):
-                            rows[slot * W + j] = ip[b * HW + r * W + j]
+                        if single:
+                            for j in range(W):
+                                rows32[slot * W + j] = ip[b * HW + r * W + j]
+                        else:
+                            for j in range(W):
+                                rows[slot * W + j] = ip[b * HW + r * W + j]
                 for k in range(K):
-                    if nq == 2 and kh == 3 and kw == 3:
-                        _two_rows_3x3(rows, W, wp + k * khkw, lidx, cp, 0, ox, jlo, jhi, Wo,
-                                      cval, cvrow, ob, ob + Wo, False)
+                    if single:
+                        # flag |f - rint(f)| >= 1/2 - bound (within bound of a
+                        # half-integer); bound 0: the float32 sums are exact
+                        thr = <float>(0.5 - bound[k]) if bound[k] > 0 else 1.0
+                        orow = op + (b * K + k) * HoWo + i * Wo
+                        if fused:
+                            nh = fastla_conv3x3_u8(
+                                ip + b * HW + rowidx[i] * W - ox,
+                                ip + b * HW + rowidx[i + 1] * W - ox,
+                                ip + b * HW + rowidx[i + 2] * W - ox,
+                                ip + b * HW + rowidx[i + 3] * W - ox,
+                                wp32 + k * khkw, jlo, jhi, ob32, ob32 + Wo, orow,
+                                orow + Wo, thr, hits)
+                            for h in range(nh):
+                                for q in range(2):
+                                    _recheck_u8(ob32 + q * Wo, orow + q * Wo, hits[h],
+                                                min(hits[h] + FASTLA_U8_LANES, jhi), thr,
+                                                ip + b * HW, W, wp + k * khkw, 3, 3,
+                                                &rowidx[0], cp, i + q, cval)
+                            for q in range(2):  # the border columns
+                                _border_u8(ip + b * HW, W, wp32 + k * khkw, &rowidx[0], cp,
+                                           i + q, 0, jlo, <float>cval, ob32 + q * Wo)
+                                _border_u8(ip + b * HW, W, wp32 + k * khkw, &rowidx[0], cp,
+                                           i + q, jhi, Wo, <float>cval, ob32 + q * Wo)
+                                if _finish_u8(ob32 + q * Wo, orow + q * Wo, 0, jlo, thr,
+                                              hits):
+                                    _recheck_u8(ob32 + q * Wo, orow + q * Wo, 0, jlo, thr,
+                                                ip + b * HW, W, wp + k * khkw, 3, 3,
+                                                &rowidx[0], cp, i + q, cval)
+                                if _finish_u8(ob32 + q * Wo, orow + q * Wo, jhi, Wo, thr,
+                                              hits):
+                                    _recheck_u8(ob32 + q * Wo, orow + q * Wo, jhi, Wo, thr,
+                                                ip + b * HW, W, wp + k * khkw, 3, 3,
+                                                &rowidx[0], cp, i + q, cval)
+                        else:
+                            if nq == 2 and kh == 3 and kw == 3:
+                                _two_rows_3x3(rows32, W, wp32 + k * khkw, lidx, cp, 0, ox,
+                                              jlo, jhi, Wo, <float>cval, cvrow32, ob32,
+                                              ob32 + Wo, False)
+                            else:
+                                _rows(rows32, W, wp32 + k * khkw, kh, kw, lidx, cp, 0, ox,
+                                      jlo, jhi, Wo, <float>cval, cvrow32, ob32,
+                                      ob32 + Wo if nq == 2 else NULL, False)
+                            for q in range(nq):
+                                nh = _finish_u8(ob32 + q * Wo, orow + q * Wo, 0, Wo, thr,
+                                                hits)
+                                for h in range(nh):  # blocks near a tie: float64 decides
+                                    _recheck_u8(ob32 + q * Wo, orow + q * Wo, hits[h],
+                                                min(hits[h] + 64, Wo), thr, ip + b * HW, W,
+                                                wp + k * khkw, kh, kw, &rowidx[0], cp,
+                                                i + q, cval)
                     else:
-                        _rows(rows, W, wp + k * khkw, kh, kw, lidx, cp, 0, ox, jlo, jhi, Wo,
-                              cval, cvrow, ob, ob + Wo if nq == 2 else NULL, False)
-                    for q in range(nq):
-                        orow = op + (b * K + k) * HoWo + (i + q) * Wo
-                        for j in range(Wo):
-                            v = nearbyint(ob[q * Wo + j])
-                            v = v if v > 0.0 else 0.0      # max and min: they vectorise
-                            v = v if v < 255.0 else 255.0
-                            orow[j] = <unsigned char>v
+                        if nq == 2 and kh == 3 and kw == 3:
+                            _two_rows_3x3(rows, W, wp + k * khkw, lidx, cp, 0, ox, jlo, jhi,
+                                          Wo, cval, cvrow, ob, ob + Wo, False)
+                        else:
+                            _rows(rows, W, wp + k * khkw, kh, kw, lidx, cp, 0, ox, jlo, jhi,
+                                  Wo, cval, cvrow, ob, ob + Wo if nq == 2 else NULL, False)
+                        for q in range(nq):
+                            orow = op + (b * K + k) * HoWo + (i + q) * Wo
+                            for j in range(Wo):
+                                orow[j] = _u8(ob[q * Wo + j])
         free(rows)
         free(cvrow)
         free(ob)
         free(lidx)
         free(tag)
+        free(hits)
 
 
 @cython.boundscheck(False)
