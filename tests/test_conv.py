@@ -318,6 +318,16 @@ def test_one_nonfinite_pixel_anywhere_raises(conv_backend, rng, value, where):
              lambda: fastla.convolve2d(x, k, "valid", backend=conv_backend),
              lambda: fastla.convolve2d(k, x, "valid", backend=conv_backend),
              lambda: fastla.correlate2d(x, k[:2], "same", "symm", backend=conv_backend)]
+    # rank-1 kernels by the fused separable path (its own non-finite report), with a
+    # zero tap in each factor, and by the two-pass path (a kernel bank, not fused)
+    sep = np.outer([1.0, 0.0, -2.0, 0.5, 1.0], [0.0, 1.0, 3.0, -1.0, 2.0]).astype(np.float32)
+    calls += [lambda: fastla.correlate(x, sep, mode=m, method="separable",
+                                       backend=conv_backend)
+              for m in ("reflect", "constant", "wrap")]
+    calls += [lambda: fastla.correlate(x, np.stack([sep, -sep]), method="separable",
+                                       backend=conv_backend),
+              lambda: fastla.convolve2d(x, sep, "valid", method="separable",
+                                        backend=conv_backend)]
     for call in calls:
         with pytest.raises(ValueError, match="NaN|inf"):
             call()
@@ -326,6 +336,9 @@ def test_one_nonfinite_pixel_anywhere_raises(conv_backend, rng, value, where):
     big = np.full((5, 6), 3e38, np.float32)  # outputs overflow: not an error
     with np.errstate(all="ignore"):
         res = fastla.correlate(big, np.ones((3, 3), np.float32), backend=conv_backend)
+        assert res.shape == (5, 6)
+        res = fastla.correlate(big, np.ones((5, 5), np.float32), method="separable",
+                               backend=conv_backend)
     assert res.shape == (5, 6)
 
 

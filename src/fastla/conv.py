@@ -144,12 +144,17 @@ def _real_core(b, img, w, oy, ox, Ho, Wo, mode, cval, method, n_threads, dest=No
                 # both passes fused, no full-size intermediate
                 col, row = factors[0]
                 rowidx, colidx, oxk, jlo, jhi = _tables(H, W, kh, kw, oy, ox, Ho, Wo, mode)
-                _backend.entry(_OP, "cython", "correlate2d_sep")(
+                flag = _backend.entry(_OP, "cython", "correlate2d_sep")(
                     img, np.ascontiguousarray(col, dtype=img.dtype),
                     np.ascontiguousarray(row, dtype=img.dtype), rowidx, colidx, int(oxk),
                     int(jlo), int(jhi), float(cval), cval * float(np.sum(row)), dest_k,
                     n_threads)
+                if status is not None:  # as _direct: the horizontal pass reads it all
+                    status.append(bool(flag) or not _covers(rowidx, H)
+                                  or not _covers(colidx, W))
                 continue
+            if status is not None:  # the two-pass path does not report: check
+                status.append(True)
             for col, row in factors:
                 t = _direct(b, img, row.reshape(1, 1, kw).astype(img.dtype), 0, ox, H, Wo,
                             mode, cval, n_threads, rows=np.arange(H, dtype=np.intp))
@@ -315,9 +320,9 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
     ``out_dtype`` not overlapping img (the user's ``out=``), written in place when the
     kernel's own dtype is ``out_dtype`` (no cast pass); otherwise ignored.
     ``check_image``: the image's finiteness check (raises ValueError), or None. It runs
-    first, except on the direct Cython path for real data, where the kernel's own report
-    of non-finite outputs decides whether it needs to run at all (saving a pass over the
-    image)."""
+    first, except on the direct and fused separable Cython paths for real data, where
+    the kernel's own report of non-finite outputs decides whether it needs to run at all
+    (saving a pass over the image)."""
     acc = _acc_dtype((img.dtype, w.dtype), out_dtype)
     b = _backend.resolve(_OP, backend, arrays=(img, w))
     if conj_weights and w.dtype.kind == "c":
@@ -330,8 +335,8 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
     # status: one entry per kernel call, True where the image still needs its check
     status = None
     if check_image is not None:
-        if b.name == "cython" and method == "direct" and img.dtype.kind != "c" \
-                and w.dtype.kind != "c" and cval_c.imag == 0:
+        if b.name == "cython" and method in ("direct", "separable") \
+                and img.dtype.kind != "c" and w.dtype.kind != "c" and cval_c.imag == 0:
             status = []
         else:
             check_image()
