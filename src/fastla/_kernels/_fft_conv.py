@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
-# pocketfft runs fastest on lengths whose factors are 2, 3 and 5; large powers of two
-# ran slower than their neighbours here (cache-set conflicts of the column passes:
-# 256 and 512 took 1.6-2x the time per sample of 240 and 480).
+# pocketfft runs fastest on lengths whose factors are 2, 3 and 5. Large powers of two
+# ran slower than their neighbours in a microbenchmark of the transforms alone (256 and
+# 512: 1.5-2x the time of 240 and 480 per output; likely cache-set conflicts of the
+# column passes), so the cost model penalises them.
 _MAX_TILE = 1024
 
 
