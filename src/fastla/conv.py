@@ -214,8 +214,9 @@ _U8_SINGLE_MAX_BOUND = 2.0 ** -8
 
 
 def _dyadic_exponent(v):
-    """Smallest s >= 0 with every v * 2**s an integer, or None (non-finite v). From the float64 fields: v = m 2**(e - 53) with m a 53-bit integer, which is
-    an integer times 2**(e - 53 + t) when m has t trailing zero bits."""
+    """Smallest s >= 0 with every v * 2**s an integer, or None (non-finite v). From the
+    float64 fields: |v| = m 2**(e - 53) with m a 53-bit integer, which is an integer
+    times 2**(e - 53 + t) when m has t trailing zero bits."""
     v = np.asarray(v, dtype=np.float64).ravel()
     if not np.all(np.isfinite(v)):
         return None
@@ -269,8 +270,7 @@ def _direct_u8(img, w, oy, ox, Ho, Wo, mode, cval, n_threads, dest=None):
     single = bool(np.all(bound <= _U8_SINGLE_MAX_BOUND))
     rowidx, colidx, ox, jlo, jhi = _tables(H, W, kh, kw, oy, ox, Ho, Wo, mode)
     _backend.entry(_OP, "cython", "correlate2d_u8")(
-        np.ascontiguousarray(img), w64, w64.astype(np.float32),
-        bound, rowidx, colidx,
+        np.ascontiguousarray(img), w64, w64.astype(np.float32), bound, rowidx, colidx,
         int(ox), int(jlo), int(jhi), float(cval), out, single, n_threads)
     return out
 

@@ -399,9 +399,13 @@ FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f64, double)
  * first column of each vector step holding one goes to hits[] (at most
  * (jhi - jlo) + 1 entries), and the count is returned; the caller tests the
  * FASTLA_U8_LANES columns from each. The input is converted in registers, so no float
- * copy of the rows is written; rint is (c + 1.5 2**23) - 1.5 2**23, exact for
- * |c| <= 2**22. */
-#if defined(__GNUC__) || defined(__clang__)
+ * copy of the rows is written. Rounding: vrndscaleps / vroundps, or on SSE2 and in the
+ * scalar loop (c + 1.5 2**23) - 1.5 2**23, exact for |c| <= 2**22. Vector code for the
+ * three ISA levels the wheel builds (SSE2, AVX2, AVX-512); other targets (an AVX build
+ * without AVX2, other compilers) run the scalar loop. */
+#if (defined(__GNUC__) || defined(__clang__)) && \
+    (defined(__AVX512F__) || defined(__AVX2__) || (defined(__SSE2__) && !defined(__AVX__)))
+#define FASTLA_U8_VEC 1
 #define FASTLA_U8_LANES (FASTLA_VBYTES / 4)
 #else
 #define FASTLA_U8_LANES 1
@@ -414,7 +418,7 @@ FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f64, double)
         d = c - r;                                                                   \
     } while (0)
 
-#if defined(__GNUC__) || defined(__clang__)
+#ifdef FASTLA_U8_VEC
 
 /* L uint8 at p as L floats, and L floats holding integers 0..255 stored as L uint8
  * (intrinsics: GCC 12 lowers __builtin_convertvector between uint8 and float vectors
@@ -477,7 +481,7 @@ static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
 #define FASTLA_VMINF(a, b) ((fastla_vf32)_mm512_min_ps((__m512)(a), (__m512)(b)))
 #define FASTLA_VRINTF(a)                                                             \
     ((fastla_vf32)_mm512_roundscale_ps((__m512)(a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
-#elif defined(__AVX__)
+#elif defined(__AVX2__)
 #define FASTLA_VMAXF(a, b) ((fastla_vf32)_mm256_max_ps((__m256)(a), (__m256)(b)))
 #define FASTLA_VMINF(a, b) ((fastla_vf32)_mm256_min_ps((__m256)(a), (__m256)(b)))
 #define FASTLA_VRINTF(a)                                                             \
@@ -574,7 +578,7 @@ static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char
     return nh;
 }
 
-#else /* other compilers: the scalar loop */
+#else /* other targets: the scalar loop */
 
 static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char* p1,
                                     const unsigned char* p2, const unsigned char* p3,
