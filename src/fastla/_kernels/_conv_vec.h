@@ -418,6 +418,28 @@ FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f64, double)
         d = c - r;                                                                   \
     } while (0)
 
+/* one output column j from rows r0, r1, r2, summed in float32 with the vector steps'
+ * association: the sum into o[j], rounded and saturated into u[j], and j appended to
+ * hits[] (unless it is the last entry) when near a tie; returns the new count */
+static inline ptrdiff_t fastla_u8_point(const unsigned char* r0, const unsigned char* r1,
+                                        const unsigned char* r2, const float* w,
+                                        ptrdiff_t j, float* o, unsigned char* u,
+                                        float thr, ptrdiff_t* hits, ptrdiff_t nh)
+{
+    float s = (0.0f + FASTLA_CONV3_ROW_T(float, w[0], w[1], w[2], r0, j))
+              + FASTLA_CONV3_ROW_T(float, w[3], w[4], w[5], r1, j);
+    float c, r, d;
+    s = s + FASTLA_CONV3_ROW_T(float, w[6], w[7], w[8], r2, j);
+    o[j] = c = s;
+    FASTLA_U8_ROUND(c, r, d);
+    if ((d >= thr || d <= -thr) && (nh == 0 || hits[nh - 1] != j))
+        hits[nh++] = j;
+    r = r > 0.0f ? r : 0.0f;
+    r = r < 255.0f ? r : 255.0f;
+    u[j] = (unsigned char)r;
+    return nh;
+}
+
 #ifdef FASTLA_U8_VEC
 
 /* L uint8 at p as L floats, and L floats holding integers 0..255 stored as L uint8
@@ -505,12 +527,16 @@ static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
         fastla_u8_store((u) + j, FASTLA_VMINF(FASTLA_VMAXF(r_, z), top));            \
     } while (0)
 
+#endif /* FASTLA_U8_VEC */
+
 static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char* p1,
                                     const unsigned char* p2, const unsigned char* p3,
                                     const float* w, ptrdiff_t jlo, ptrdiff_t jhi,
                                     float* o0, float* o1, unsigned char* u0,
                                     unsigned char* u1, float thr, ptrdiff_t* hits)
 {
+    ptrdiff_t j = jlo, nh = 0;
+#ifdef FASTLA_U8_VEC
     enum { L = FASTLA_VBYTES / sizeof(float) };
     const fastla_vf32 z = (fastla_vf32){0};
     const fastla_vf32 a0 = FASTLA_VSET1(float, fastla_vf32, w[0]),
@@ -527,7 +553,6 @@ static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char
                       top = FASTLA_VSET1(float, fastla_vf32, 255.0f),
                       big = FASTLA_VSET1(float, fastla_vf32, 12582912.0f),
                       thr2 = FASTLA_VSET1(float, fastla_vf32, thr * thr);
-    ptrdiff_t j = jlo, nh = 0;
     (void)big;  /* used by the SSE2 rint only */
     if (jhi - jlo >= L) {
         for (;;) {
@@ -553,67 +578,14 @@ static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char
                 break;
             j = j + 2 * L <= jhi ? j + L : jhi - L;  /* the last vector ends at jhi */
         }
-        return nh;
+        return (int)nh;
     }
-    for (; j < jhi; j++) {
-        float c, r, d;
-        int q;
-        for (q = 0; q < 2; q++) {
-            const unsigned char* r0 = q ? p1 : p0;
-            const unsigned char* r1 = q ? p2 : p1;
-            const unsigned char* r2 = q ? p3 : p2;
-            float s = (0.0f + FASTLA_CONV3_ROW_T(float, w[0], w[1], w[2], r0, j))
-                      + FASTLA_CONV3_ROW_T(float, w[3], w[4], w[5], r1, j);
-            s = s + FASTLA_CONV3_ROW_T(float, w[6], w[7], w[8], r2, j);
-            (q ? o1 : o0)[j] = s;
-            c = s;
-            FASTLA_U8_ROUND(c, r, d);
-            if ((d >= thr || d <= -thr) && (nh == 0 || hits[nh - 1] != j))
-                hits[nh++] = j;
-            r = r > 0.0f ? r : 0.0f;
-            r = r < 255.0f ? r : 255.0f;
-            (q ? u1 : u0)[j] = (unsigned char)r;
-        }
-    }
-    return nh;
-}
-
-#else /* other targets: the scalar loop */
-
-static inline int fastla_conv3x3_u8(const unsigned char* p0, const unsigned char* p1,
-                                    const unsigned char* p2, const unsigned char* p3,
-                                    const float* w, ptrdiff_t jlo, ptrdiff_t jhi,
-                                    float* o0, float* o1, unsigned char* u0,
-                                    unsigned char* u1, float thr, ptrdiff_t* hits)
-{
-    ptrdiff_t j, nh = 0;
-    int q;
-    for (j = jlo; j < jhi; j++) {
-        for (q = 0; q < 2; q++) {
-            const unsigned char* r0 = q ? p1 : p0;
-            const unsigned char* r1 = q ? p2 : p1;
-            const unsigned char* r2 = q ? p3 : p2;
-            float s = 0.0f, c, r, d;
-            int a;
-            for (a = 0; a < 3; a++)
-                s = s + w[a] * r0[j + a];
-            for (a = 0; a < 3; a++)
-                s = s + w[3 + a] * r1[j + a];
-            for (a = 0; a < 3; a++)
-                s = s + w[6 + a] * r2[j + a];
-            (q ? o1 : o0)[j] = s;
-            c = s;
-            FASTLA_U8_ROUND(c, r, d);
-            if ((d >= thr || d <= -thr) && (nh == 0 || hits[nh - 1] != j))
-                hits[nh++] = j;
-            r = r > 0.0f ? r : 0.0f;
-            r = r < 255.0f ? r : 255.0f;
-            (q ? u1 : u0)[j] = (unsigned char)r;
-        }
+#endif
+    for (; j < jhi; j++) {  /* rows narrower than a vector, or no vector code */
+        nh = fastla_u8_point(p0, p1, p2, w, j, o0, u0, thr, hits, nh);
+        nh = fastla_u8_point(p1, p2, p3, w, j, o1, u1, thr, hits, nh);
     }
     return (int)nh;
 }
-
-#endif
 
 #endif /* FASTLA_CONV_VEC_H */
