@@ -17,14 +17,12 @@ import math
 
 import numpy as np
 
-# pocketfft runs fastest on lengths whose factors are 2, 3 and 5. Large powers of two
-# ran slower than their neighbours in a microbenchmark of the transforms alone (256 and
-# 512: 1.5-2x the time of 240 and 480 per output; likely cache-set conflicts of the
-# column passes), so the cost model penalises them.
-_MAX_TILE = 1024
+_MAX_TILE = 1024  # longest tile per axis (longer kernels get tiles of 2 k)
 
 
 def _smooth_lengths(lo, hi):
+    """The lengths lo <= n <= hi whose only prime factors are 2, 3 and 5 (pocketfft's
+    fastest), ascending."""
     out = []
     p2 = 1
     while p2 <= hi:
@@ -41,10 +39,14 @@ def _smooth_lengths(lo, hi):
 
 
 def _cost(n, k, length):
-    """Model cost of one axis: transforms of n samples per valid output block."""
+    """Model cost of one axis with tiles of n samples: the tiles it takes times one
+    tile's transform length n log n. Powers of two from 256 ran slower than their
+    neighbours in a microbenchmark of the transforms alone (256 and 512: 1.5-2x the time
+    of 240 and 480 per output; likely cache-set conflicts of the column passes), so
+    they are penalised."""
     tiles = -(-length // (n - k + 1))
     penalty = 1.7 if n >= 256 and n & (n - 1) == 0 else 1.0
-    return tiles, tiles * n * math.log2(n) * penalty
+    return tiles * n * math.log2(n) * penalty
 
 
 def tile_length(k, length):
@@ -55,7 +57,7 @@ def tile_length(k, length):
     lo = max(k, min(2 * k, whole))
     hi = max(lo, min(_MAX_TILE, whole))
     cands = _smooth_lengths(lo, hi) or _smooth_lengths(lo, 2 * lo)
-    return min(cands, key=lambda n: _cost(n, k, length)[1])
+    return min(cands, key=lambda n: _cost(n, k, length))
 
 
 def correlate_tiled(img, rowidx, colidx, w, cval, out, n_threads):
