@@ -16,7 +16,7 @@ BACKENDS = ["cython", "numba", "cuda"]
 # the fast profile (asv run --quick) keeps one image size and two kernel sizes
 SIZES = sizes([512], [512, 2048])
 DTYPES = ["float32", "float64", "uint8"]
-KSIZES = sizes([3, 7], [3, 5, 7, 11])
+KSIZES = sizes([3, 7], [3, 5, 7, 11, 31])  # 31: the FFT method (auto from 21x21)
 SPEEDUP_KSIZES = sizes([3], [3, 5, 7])
 
 
