@@ -177,7 +177,9 @@ cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
                        const floating* cnorm, Py_ssize_t r0, Py_ssize_t r1, int k, int d,
                        floating* buf, int* labels, double* gb,
                        const floating* cpk) noexcept nogil:
-    """Rows [r0, r1): assign by chunks, then add w x into this group's buffer."""
+    """Rows [r0, r1): assign by chunks, then add w x into this group's buffer. The
+    chunk's labels are all found before any row is added, so that the additions'
+    addresses are known early instead of each waiting on its own argmin."""
     cdef Py_ssize_t i0, i
     cdef int mt, lab
     i0 = r0
@@ -185,8 +187,9 @@ cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
         mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
         _scores(X + i0 * d, C, cnorm, buf, mt, k, d, cpk)
         for i in range(mt):
-            lab = _argmin(buf + i * k, k)
-            labels[i0 + i] = lab
+            labels[i0 + i] = _argmin(buf + i * k, k)
+        for i in range(mt):
+            lab = labels[i0 + i]
             _accumulate(X + (i0 + i) * d, <double>w[i0 + i], d, gb + <Py_ssize_t>lab * d)
             gb[<Py_ssize_t>k * d + lab] += <double>w[i0 + i]
         i0 += mt
