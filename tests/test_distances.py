@@ -6,6 +6,7 @@ from scipy.spatial.distance import cdist
 
 import fastla
 from fastla import _backend
+from fastla.distances import METRIC_CODES
 from conftest import built_variants, op_backend
 
 SCIPY = {"euclidean": "euclidean", "sqeuclidean": "sqeuclidean", "cosine": "cosine",
@@ -268,21 +269,22 @@ def test_read_only_inputs(backend):
     assert idx.shape == (9, 2)
 
 
-@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine", "manhattan",
-                                    "chebyshev"])
-def test_streamed_output_is_bitwise_the_cached_one(monkeypatch, dtype, metric):
-    """Outputs of STREAM_BYTES or more are written with streaming stores (from a row
-    buffer for the GEMM metrics, from registers for aligned 16-value blocks of the direct
-    ones): force that path on small, odd shapes (unaligned rows, partial tiles, the
-    diagonal of Y=None) and compare with the ordinary stores."""
+@pytest.mark.parametrize("metric,d", [("euclidean", 13), ("sqeuclidean", 16),
+                                      ("manhattan", 37), ("chebyshev", 37)])
+def test_streamed_output_is_bitwise_the_cached_one(monkeypatch, dtype, metric, d):
+    """Outputs of STREAM_BYTES or more are written with streaming stores by the direct
+    kernels (aligned 16-value blocks, from registers; the GEMM path never streams):
+    force that path on small, odd shapes (unaligned rows, partial tiles, the diagonal of
+    Y=None) and compare with the ordinary stores. Each case is on the direct path."""
     import sys
 
     op_backend("pairwise_distances", "cython")
     fn = _backend.entry("pairwise_distances", "cython", "pairwise_distances")
     mod = sys.modules[fn.__module__]
+    assert not mod.uses_gemm(METRIC_CODES[metric], d)
     rng = np.random.default_rng(3)
-    X = rng.standard_normal((301, 37)).astype(dtype)
-    Y = rng.standard_normal((263, 37)).astype(dtype)
+    X = rng.standard_normal((301, d)).astype(dtype)
+    Y = rng.standard_normal((263, d)).astype(dtype)
     ref = [fastla.pairwise_distances(X, Y, metric, backend="cython"),
            fastla.pairwise_distances(X, None, metric, backend="cython")]
     monkeypatch.setattr(mod, "STREAM_BYTES", 0)
