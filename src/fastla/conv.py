@@ -32,13 +32,14 @@ _NDIMAGE_MODES = {"reflect": "reflect", "grid-mirror": "reflect", "mirror": "mir
 _METHODS = ("auto", "direct", "separable", "fft")
 
 # "auto" crossovers (kernel taps), fitted to fastla's own kernels on the 2-core
-# development machine (2048x2048 float32, 2 threads, 2026-11-24): rank-1 kernels ran
-# faster as the fused 1-D passes (correlate2d_sep) from 5x5 on (5x5: 2.1 against 2.3 ms
-# direct; 7x7: 2.4 against 3.8 ms). The tiled overlap-save FFT costs about the same
-# whatever the kernel (24-27 ms float32, 35-40 ms float64 at 2048x2048) while the direct
-# kernel grows with the taps: they cross at 17x17-19x19 on 2048x2048 and at 19x19-21x21
-# on 512x512 (float32 and float64); 21x21 is where the FFT won in all four. SciPy's
-# model is not used.
+# development machine (2 threads, 2026-11-24, after the register fix of _conv_vec.h's
+# FASTLA_VREG): rank-1 kernels run as fast or faster as the fused 1-D passes
+# (correlate2d_sep) from 5x5 on (2048x2048 float32, 5x5: 1.60 against 1.64 ms direct;
+# 7x7: 1.62 against 2.83 ms). The tiled overlap-save FFT costs about the same whatever
+# the kernel (20-26 ms float32, 32-39 ms float64 at 2048x2048 up to 27x27) while the
+# direct kernel grows with the taps: the FFT won from 21x21 on 2048x2048 (float32 and
+# float64) and on 512x512 float64, from 23x23 on 512x512 float32 (21x21: 2.8 against
+# 2.6 ms). SciPy's model is not used.
 _AUTO_SEPARABLE_MIN_TAPS = 25      # rank-1 kernels of 5x5 and larger: two 1-D passes
 _AUTO_FFT_MIN_TAPS = 21 * 21       # non-separable kernels this large go to the FFT
 _AUTO_FFT_MIN_PIXELS = 128 * 128
