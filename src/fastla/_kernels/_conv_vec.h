@@ -424,13 +424,6 @@ FASTLA_CONV_ROWS_PLAIN(fastla_conv_rows_f64, double)
 #else
 #define FASTLA_U8_LANES 1
 #endif
-#define FASTLA_U8_ROUND(c, r, d)                                                     \
-    do {                                                                             \
-        c = c > -1.0f ? c : -1.0f;  /* NaN never reaches here (finite inputs) */    \
-        c = c < 256.0f ? c : 256.0f;                                                 \
-        r = (c + 12582912.0f) - 12582912.0f;                                         \
-        d = c - r;                                                                   \
-    } while (0)
 
 /* one output column j from rows r0, r1, r2, summed in float32 with the vector steps'
  * association: the sum into o[j], rounded and saturated into u[j], and j appended to
@@ -444,8 +437,11 @@ static inline ptrdiff_t fastla_u8_point(const unsigned char* r0, const unsigned 
               + FASTLA_CONV3_ROW_T(float, w[3], w[4], w[5], r1, j);
     float c, r, d;
     s = s + FASTLA_CONV3_ROW_T(float, w[6], w[7], w[8], r2, j);
-    o[j] = c = s;
-    FASTLA_U8_ROUND(c, r, d);
+    o[j] = s;
+    c = s > -1.0f ? s : -1.0f;  /* finite: the inputs are uint8 and the bound finite */
+    c = c < 256.0f ? c : 256.0f;
+    r = (c + 12582912.0f) - 12582912.0f;  /* rint, exact for |c| <= 2**22 */
+    d = c - r;
     if ((d >= thr || d <= -thr) && (nh == 0 || hits[nh - 1] != j))
         hits[nh++] = j;
     r = r > 0.0f ? r : 0.0f;
@@ -511,20 +507,14 @@ static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
 #define FASTLA_VANY(m) (_mm_movemask_epi8((__m128i)(m)) != 0)
 #endif
 
-/* max, min and round to nearest even of float lanes (no NaN reaches them) */
+/* round to nearest even of float lanes */
 #if defined(__AVX512F__)
-#define FASTLA_VMAXF(a, b) ((fastla_vf32)_mm512_max_ps((__m512)(a), (__m512)(b)))
-#define FASTLA_VMINF(a, b) ((fastla_vf32)_mm512_min_ps((__m512)(a), (__m512)(b)))
 #define FASTLA_VRINTF(a)                                                             \
     ((fastla_vf32)_mm512_roundscale_ps((__m512)(a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #elif defined(__AVX2__)
-#define FASTLA_VMAXF(a, b) ((fastla_vf32)_mm256_max_ps((__m256)(a), (__m256)(b)))
-#define FASTLA_VMINF(a, b) ((fastla_vf32)_mm256_min_ps((__m256)(a), (__m256)(b)))
 #define FASTLA_VRINTF(a)                                                             \
     ((fastla_vf32)_mm256_round_ps((__m256)(a), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
 #else /* SSE2: rint by adding and subtracting 1.5 2**23, exact for |a| <= 2**22 */
-#define FASTLA_VMAXF(a, b) ((fastla_vf32)_mm_max_ps((__m128)(a), (__m128)(b)))
-#define FASTLA_VMINF(a, b) ((fastla_vf32)_mm_min_ps((__m128)(a), (__m128)(b)))
 #define FASTLA_VRINTF(a) (((a) + big) - big)
 #endif
 
@@ -533,12 +523,13 @@ static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
  * (c - rint(c))^2 >= thr^2: rounding is monotone, so no such lane is missed) */
 #define FASTLA_U8_VFINISH(s, o, u)                                                   \
     do {                                                                             \
-        fastla_vf32 c_ = FASTLA_VMINF(FASTLA_VMAXF(s, lo), hi), r_, d_;              \
+        fastla_vf32 c_ = FASTLA_VMIN(fastla_vf32, FASTLA_VMAX(fastla_vf32, s, lo), hi), r_, d_;              \
         memcpy((o) + j, &(s), sizeof(s));                                            \
         r_ = FASTLA_VRINTF(c_);                                                      \
         d_ = c_ - r_;                                                                \
         m = m | (d_ * d_ >= thr2);                                                   \
-        fastla_u8_store((u) + j, FASTLA_VMINF(FASTLA_VMAXF(r_, z), top));            \
+        fastla_u8_store((u) + j,                                                     \
+                        FASTLA_VMIN(fastla_vf32, FASTLA_VMAX(fastla_vf32, r_, z), top));            \
     } while (0)
 
 #endif /* FASTLA_U8_VEC */

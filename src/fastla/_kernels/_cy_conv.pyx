@@ -249,18 +249,20 @@ cdef inline Py_ssize_t _ring_slot(const Py_ssize_t* rowidx, Py_ssize_t e, Py_ssi
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef inline double _point_u8(const unsigned char* img, Py_ssize_t W, const double* w,
-                             Py_ssize_t kh, Py_ssize_t kw, const Py_ssize_t* rowidx,
-                             const Py_ssize_t* colidx, Py_ssize_t i, Py_ssize_t j,
-                             double cval) noexcept nogil:
-    """One output value in float64, taps in row-major order, through both tables."""
+cdef inline real _point_u8(const unsigned char* img, Py_ssize_t W, const real* w,
+                           Py_ssize_t kh, Py_ssize_t kw, const Py_ssize_t* rowidx,
+                           const Py_ssize_t* colidx, Py_ssize_t i, Py_ssize_t j,
+                           real cval) noexcept nogil:
+    """One output value, summed in ``real`` (float32 for the border columns of the
+    float32 pass, float64 for its recheck), taps in row-major order, through both
+    tables."""
     cdef Py_ssize_t a, c, r, col
-    cdef double s = 0.0, x
+    cdef real s = 0, x
     for a in range(kh):
         r = rowidx[i + a]
         for c in range(kw):
             col = colidx[j + c]
-            x = img[r * W + col] if r >= 0 and col >= 0 else cval
+            x = <real>img[r * W + col] if r >= 0 and col >= 0 else cval
             s = s + w[a * kw + c] * x
     return s
 
@@ -273,25 +275,6 @@ cdef inline unsigned char _u8(double v) noexcept nogil:
     v = v if v > 0.0 else 0.0      # max and min: they vectorise
     v = v if v < 255.0 else 255.0
     return <unsigned char>v
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef inline void _border_u8(const unsigned char* img, Py_ssize_t W, const float* w,
-                            const Py_ssize_t* rowidx, const Py_ssize_t* colidx,
-                            Py_ssize_t i, Py_ssize_t j0, Py_ssize_t j1, float cval,
-                            float* o) noexcept nogil:
-    """o[j], j0 <= j < j1: 3x3 float32 sums of output row i through both tables."""
-    cdef Py_ssize_t a, c, j, r, col
-    cdef float s
-    for j in range(j0, j1):
-        s = 0
-        for a in range(3):
-            r = rowidx[i + a]
-            for c in range(3):
-                col = colidx[j + c]
-                s = s + w[a * 3 + c] * (<float>img[r * W + col] if col >= 0 else cval)
-        o[j] = s
 
 
 @cython.boundscheck(False)
@@ -457,10 +440,14 @@ def correlate2d_u8(const unsigned char[:, :, ::1] img, const double[:, :, ::1] w
                                                 ip + b * HW, W, wp + k * khkw, 3, 3,
                                                 &rowidx[0], cp, i + q, cval)
                             for q in range(2):  # the border columns
-                                _border_u8(ip + b * HW, W, wp32 + k * khkw, &rowidx[0], cp,
-                                           i + q, 0, jlo, <float>cval, ob32 + q * Wo)
-                                _border_u8(ip + b * HW, W, wp32 + k * khkw, &rowidx[0], cp,
-                                           i + q, jhi, Wo, <float>cval, ob32 + q * Wo)
+                                for j in range(jlo):
+                                    ob32[q * Wo + j] = _point_u8(
+                                        ip + b * HW, W, wp32 + k * khkw, 3, 3, &rowidx[0],
+                                        cp, i + q, j, <float>cval)
+                                for j in range(jhi, Wo):
+                                    ob32[q * Wo + j] = _point_u8(
+                                        ip + b * HW, W, wp32 + k * khkw, 3, 3, &rowidx[0],
+                                        cp, i + q, j, <float>cval)
                                 if _finish_u8(ob32 + q * Wo, orow + q * Wo, 0, jlo, thr,
                                               hits):
                                     _recheck_u8(ob32 + q * Wo, orow + q * Wo, 0, jlo, thr,

@@ -84,41 +84,10 @@ typedef struct {
 #define FASTLA_FMA_SUB FASTLA_PLAIN_SUB
 #endif
 
-/* FASTLA_VMAX(VF, a, u): the larger of a and u per lane (the inputs are finite) */
-#if defined(__AVX512F__)
-#define FASTLA_VMAX(VF, a, u)                                                        \
-    (sizeof((a)[0]) == 8 ? (VF)_mm512_max_pd((__m512d)(a), (__m512d)(u))               \
-                         : (VF)_mm512_max_ps((__m512)(a), (__m512)(u)))
-#elif defined(__AVX__)
-#include <immintrin.h>
-#define FASTLA_VMAX(VF, a, u)                                                        \
-    (sizeof((a)[0]) == 8 ? (VF)_mm256_max_pd((__m256d)(a), (__m256d)(u))               \
-                         : (VF)_mm256_max_ps((__m256)(a), (__m256)(u)))
-#elif defined(__SSE2__)
-#include <emmintrin.h>
-#define FASTLA_VMAX(VF, a, u)                                                        \
-    (sizeof((a)[0]) == 8 ? (VF)_mm_max_pd((__m128d)(a), (__m128d)(u))                  \
-                         : (VF)_mm_max_ps((__m128)(a), (__m128)(u)))
-#else
-#define FASTLA_VMAX(VF, a, u)                                                        \
-    ((VF)(((__typeof__(absmask))(u) & (__typeof__(absmask))((u) > (a))) |             \
-          ((__typeof__(absmask))(a) & ~(__typeof__(absmask))((u) > (a)))))
-#endif
-
 /* FASTLA_VMIN_SUB(VF, T, y, b): min(y, b) per lane (b a scalar, broadcast; finite inputs);
  * FASTLA_FMA_STEP: a += t as the FMA t * 1 + a (the same value; on the FMA units, while
  * the min runs on the adders; a plain add where the build has no FMA) */
-#if defined(__AVX512F__)
-#define FASTLA_VMIN_SUB(VF, T, y, b) ((VF)_mm512_min_pd((__m512d)(y), _mm512_set1_pd(b)))
-#elif defined(__AVX__)
-#define FASTLA_VMIN_SUB(VF, T, y, b) ((VF)_mm256_min_pd((__m256d)(y), _mm256_set1_pd(b)))
-#elif defined(__SSE2__)
-#define FASTLA_VMIN_SUB(VF, T, y, b) ((VF)_mm_min_pd((__m128d)(y), _mm_set1_pd(b)))
-#else
-#define FASTLA_VMIN_SUB(VF, T, y, b)                                                 \
-    ((VF)(((__typeof__(absmask))(y) & (__typeof__(absmask))((y) < (b))) |             \
-          ((__typeof__(absmask))((VF){0} + (b)) & ~(__typeof__(absmask))((y) < (b)))))
-#endif
+#define FASTLA_VMIN_SUB(VF, T, y, b) FASTLA_VMIN(VF, y, FASTLA_VSET1(T, VF, b))
 #define FASTLA_FMA_STEP(VF, VI, a, t)                                                \
     ((a) = FASTLA_VFMA(double, t, FASTLA_VSET1(double, VF, 1.0), a))
 

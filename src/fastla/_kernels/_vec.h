@@ -64,6 +64,39 @@ typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
 #define FASTLA_VSET1(T, VF, x) ((VF){0} + (x))
 #endif
 
+/* FASTLA_VMAX(VF, a, u) / FASTLA_VMIN(VF, a, u): the larger / smaller of a and u per lane,
+ * float or double by the lane size (no NaN may reach them: the instructions and the
+ * generic select differ on NaN) */
+#if defined(__AVX512F__)
+#define FASTLA_VMAX(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm512_max_pd((__m512d)(a), (__m512d)(u))               \
+                         : (VF)_mm512_max_ps((__m512)(a), (__m512)(u)))
+#define FASTLA_VMIN(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm512_min_pd((__m512d)(a), (__m512d)(u))               \
+                         : (VF)_mm512_min_ps((__m512)(a), (__m512)(u)))
+#elif defined(__AVX__)
+#include <immintrin.h>
+#define FASTLA_VMAX(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm256_max_pd((__m256d)(a), (__m256d)(u))               \
+                         : (VF)_mm256_max_ps((__m256)(a), (__m256)(u)))
+#define FASTLA_VMIN(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm256_min_pd((__m256d)(a), (__m256d)(u))               \
+                         : (VF)_mm256_min_ps((__m256)(a), (__m256)(u)))
+#elif defined(__SSE2__)
+#include <emmintrin.h>
+#define FASTLA_VMAX(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm_max_pd((__m128d)(a), (__m128d)(u))                  \
+                         : (VF)_mm_max_ps((__m128)(a), (__m128)(u)))
+#define FASTLA_VMIN(VF, a, u)                                                        \
+    (sizeof((a)[0]) == 8 ? (VF)_mm_min_pd((__m128d)(a), (__m128d)(u))                  \
+                         : (VF)_mm_min_ps((__m128)(a), (__m128)(u)))
+#else /* a select on the comparison mask (its integer vector type, of the lane width) */
+#define FASTLA_VSEL_(VF, m, a, u)                                                    \
+    ((VF)(((__typeof__(m))(a) & (m)) | ((__typeof__(m))(u) & ~(m))))
+#define FASTLA_VMAX(VF, a, u) FASTLA_VSEL_(VF, ((a) > (u)), a, u)
+#define FASTLA_VMIN(VF, a, u) FASTLA_VSEL_(VF, ((a) < (u)), a, u)
 #endif
+
+#endif /* GNU C vector extensions */
 
 #endif /* FASTLA_VEC_H */
