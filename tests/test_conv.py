@@ -431,36 +431,51 @@ def test_rows_kernels_every_variant(monkeypatch, dtype, kshape):
 @pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
 @pytest.mark.parametrize("kshape", [(3, 3), (4, 5), (1, 3)])
 def test_uint8_fused_path_is_exact(mode, kshape):
-    """uint8 in, uint8 out on Cython (correlate2d_u8: rows converted to float64 in a
-    per-thread ring reused by consecutive row pairs, rounding and saturation in the
-    kernel): exactly SciPy's float64 result rounded and saturated, on a stack with an odd
+    """uint8 in, uint8 out on Cython (correlate2d_u8: rows converted in a per-thread
+    ring reused by consecutive row pairs, rounding and saturation in the kernel): SciPy's
+    float64 result rounded and saturated (``assert_u8_rounds``), on a stack with an odd
     row count, border rows from the cval row, and the default and an explicit backend."""
     rng = np.random.default_rng(8)
     x = rng.integers(0, 256, (3, 37, 29)).astype(np.uint8)
     w = (rng.standard_normal(kshape) * 0.6).astype(np.float32)
-    ref = np.stack([ndi.correlate(x[b].astype(np.float64), w.astype(np.float64), mode=mode,
-                                  cval=7.0) for b in range(3)])
-    want = np.clip(np.rint(ref), 0, 255).astype(np.uint8)
     for backend in (None, "cython"):
         got = fastla.correlate(x, w, mode=mode, cval=7.0, dtype=np.uint8, backend=backend)
         assert got.dtype == np.uint8
-        np.testing.assert_array_equal(got, want)
+        assert assert_u8_rounds(got, x, w, mode, 7.0) <= 2
     out = np.zeros_like(x)
     assert fastla.correlate(x, w, mode=mode, cval=7.0, dtype=np.uint8, out=out) is out
-    np.testing.assert_array_equal(out, want)
+    assert_u8_rounds(out, x, w, mode, 7.0)
 
 
-def _u8_want(x, w, mode, cval, origin):
+def assert_u8_rounds(got, x, w, mode, cval, origin=0, exact=False):
+    """``got`` (uint8) is SciPy's float64 result rounded to nearest (ties to even) and
+    saturated, except where that result lies within float64 summation error of a
+    half-integer: there two float64 sums in different orders may round apart (one such
+    case, exact value 84.5 + 8.7e-15, SciPy 84.5 -> 84, fastla 85), so either neighbour
+    is accepted. ``exact``: the float64 sums are exact (dyadic weights), so ties are
+    ties and there is no window. Returns how many values were in the window."""
     ref = np.stack([ndi.correlate(x[b].astype(np.float64), w.astype(np.float64), mode=mode,
                                   cval=cval, origin=origin) for b in range(x.shape[0])])
-    return np.clip(np.rint(ref), 0, 255).astype(np.uint8)
+    tol = 2 * (w.size + 2) * 2.0 ** -53 * float(np.abs(w).sum()) * max(255.0, abs(cval))
+    amb = (np.abs(ref - np.floor(ref) - 0.5) <= tol) & (not exact)
+
+    def sat(v):
+        return np.clip(v, 0, 255).astype(np.uint8)
+
+    np.testing.assert_array_equal(got[~amb], sat(np.rint(ref))[~amb])
+    assert np.all((got[amb] == sat(np.floor(ref))[amb]) | (got[amb] == sat(np.ceil(ref))[amb]))
+    return int(amb.sum())
 
 
-# kernels for the float32 pass of uint8 -> uint8: (name, weights, single precision?)
+def _u8_random_kernel(rng, shape):
+    w = np.abs(rng.standard_normal(shape))
+    return w / w.sum() * 1.3
+
+
+# kernels for the float32 pass of uint8 -> uint8: (name, weights(rng, shape))
 _U8_KERNELS = [
     # random weights: rare values near a tie
-    ("random", lambda rng, s: np.abs(rng.standard_normal(s)) / np.abs(
-        rng.standard_normal(s)).sum() * 1.3),
+    ("random", _u8_random_kernel),
     # dyadic weights: float32 sums exact (bound 0), many exact ties (ties to even)
     ("dyadic", lambda rng, s: rng.integers(-3, 9, s) / 16.0),
     # 0.05 + 1e-10: one value in 20 lies 1e-10 sum(x) above a tie, below float32's
@@ -495,14 +510,17 @@ def test_uint8_single_precision_pass_is_exact(monkeypatch, mode, kshape):
                 for origin in ((0, 0), (-(kshape[0] // 2), (kshape[1] - 1) // 2)):
                     got = fastla.correlate(img, w, mode=mode, cval=7.0, origin=origin,
                                            dtype=np.uint8, backend="cython")
-                    np.testing.assert_array_equal(
-                        got, _u8_want(img, w, mode, 7.0, origin), err_msg=f"{name} {mod}")
+                    n_amb = assert_u8_rounds(got, img, w, mode, 7.0, origin,
+                                             exact=name == "dyadic")
+                    # only float64's own rounding may be ambiguous: never for the exact
+                    # and the near-tie kernels, rarely for random weights
+                    assert n_amb <= (2 if name == "random" else 0), (name, n_amb)
     if mode == "constant":  # |cval| too large for the float32 bound: float64 sums
         w = _U8_KERNELS[0][1](rng, kshape)
         assert conv._u8_bounds(np.asarray(w[None], np.float64), mode, 1e9)[0] > \
             conv._U8_SINGLE_MAX_BOUND
         got = fastla.correlate(x, w, mode=mode, cval=1e9, dtype=np.uint8)
-        np.testing.assert_array_equal(got, _u8_want(x, w, mode, 1e9, 0))
+        assert assert_u8_rounds(got, x, w, mode, 1e9) <= 2
 
 
 def test_uint8_bounds_and_dyadic_exponent():
