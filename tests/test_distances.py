@@ -373,3 +373,37 @@ def test_own_tile_gemm_matches_blas(monkeypatch, dtype, metric):
             got[own] = (out, mod.nearest_neighbors(X, Y, 5, code, 2.0, False, 2))
         np.testing.assert_allclose(got[True][0], got[False][0], **_tol(dtype))
         np.testing.assert_array_equal(got[True][1][1], got[False][1][1])
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
+def test_cancelled_entries_recomputed_every_path(monkeypatch, dtype, metric):
+    """Near-duplicate points far from the origin: their GEMM-trick distances are pure
+    rounding noise, so they must come from the exact recomputation. On every built ISA
+    variant, with the own tile kernel (the distances finished in its registers, flagged
+    rows redone) and with BLAS tiles, across several tiles, for X against Y and X
+    against itself: within 1e-5 relative (1e-6 absolute near zero) of exact sums, never
+    negative, exact zeros on the diagonal."""
+    from fastla.distances import recompute_threshold
+
+    rng = np.random.default_rng(5)
+    noise = 1e-3 if dtype == np.float32 else 1e-7
+    centers = rng.standard_normal((5, 24)) * 50 + 300
+    X = (np.repeat(centers, 107, axis=0)
+         + rng.standard_normal((535, 24)) * noise).astype(dtype)
+    Y = X[::-2].copy()
+    code = {"euclidean": 1, "sqeuclidean": 0}[metric]
+    thr = recompute_threshold(dtype, X.shape[1])
+    X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+    for mod in built_variants("_cy_distances"):
+        for own in (True, False):
+            monkeypatch.setattr(mod, "OWN_GEMM", own)
+            for B, B64, same in ((Y, Y64, False), (X, X64, True)):
+                ref = cdist(X64, B64, SCIPY[metric])
+                out = np.empty((X.shape[0], B.shape[0]), dtype=dtype)
+                mod.pairwise_distances(X, B, out, code, 2.0, 0.0, same, thr, 2)
+                err = np.abs(out.astype(np.float64) - ref)
+                assert np.all((err <= 1e-5 * ref) | (err <= 1e-6)), \
+                    (mod.__name__, own, same, err.max())
+                assert np.all(out >= 0)
+                if same:
+                    assert np.all(np.diag(out) == 0)

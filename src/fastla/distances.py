@@ -35,12 +35,14 @@ _DIAGONAL = {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0, RBF: 1.0}
 def recompute_threshold(dtype, n_features):
     """Relative size under which a GEMM-trick squared distance is recomputed exactly.
 
-    The term 2 x.y carries a rounding error of about ``2 sqrt(d) eps (|x|^2 + |y|^2)/2``;
-    entries with ``d^2 < T (|x|^2 + |y|^2)`` where that error could exceed 1e-5 of d^2
-    are recomputed as sum((x - y)^2) in float64.
+    The term 2 x.y carries a rounding error of about ``2 sqrt(d) eps (|x|^2 + |y|^2)/2``,
+    and the sum ``|x|^2 + |y|^2 - 2 x.y`` (finished in the input precision by the own
+    tile kernel) up to ``2 eps (|x|^2 + |y|^2)`` more; entries with
+    ``d^2 < T (|x|^2 + |y|^2)`` where that error could exceed 1e-5 of d^2 are recomputed
+    as sum((x - y)^2) in float64.
     """
     eps = np.finfo(dtype).eps
-    return min(1.0, 2.0 * math.sqrt(max(n_features, 1)) * eps / 1e-5)
+    return min(1.0, (2.0 * math.sqrt(max(n_features, 1)) + 2.0) * eps / 1e-5)
 
 
 def _metric(metric, metric_kwargs):

@@ -22,3 +22,11 @@ cdef extern from "_gemm_tile.h" nogil:
     void fastla_gemm_tile_f64_ex(const double* x, Py_ssize_t mt, Py_ssize_t d,
                                  const double* yp, Py_ssize_t nt, double* c, Py_ssize_t ldc,
                                  double alpha, const double* bias)
+    void fastla_gemm_tile_f32_dist(const float* x, Py_ssize_t mt, Py_ssize_t d,
+                                   const float* yp, Py_ssize_t nt, float* c, Py_ssize_t ldc,
+                                   const float* xn, const float* yn, float thr, int root,
+                                   unsigned char* low_rows)
+    void fastla_gemm_tile_f64_dist(const double* x, Py_ssize_t mt, Py_ssize_t d,
+                                   const double* yp, Py_ssize_t nt, double* c,
+                                   Py_ssize_t ldc, const double* xn, const double* yn,
+                                   double thr, int root, unsigned char* low_rows)

@@ -498,15 +498,6 @@ static inline void fastla_u8_store(unsigned char* u, fastla_vf32 r)
 }
 #endif
 
-/* nonzero if any lane of the comparison mask m is set */
-#if defined(__AVX512F__)
-#define FASTLA_VANY(m) (_mm512_test_epi32_mask((__m512i)(m), (__m512i)(m)) != 0)
-#elif defined(__AVX2__)
-#define FASTLA_VANY(m) (!_mm256_testz_si256((__m256i)(m), (__m256i)(m)))
-#else
-#define FASTLA_VANY(m) (_mm_movemask_epi8((__m128i)(m)) != 0)
-#endif
-
 /* round to nearest even of float lanes */
 #if defined(__AVX512F__)
 #define FASTLA_VRINTF(a)                                                             \

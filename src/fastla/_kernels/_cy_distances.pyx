@@ -80,6 +80,24 @@ cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt
               <double*>c, &ldc)
 
 
+cdef inline void _pack(const floating* y, Py_ssize_t nt, Py_ssize_t d,
+                       floating* yp) noexcept nogil:
+    if floating is float:
+        fastla_gemm_pack_f32(y, nt, d, yp)
+    else:
+        fastla_gemm_pack_f64(y, nt, d, yp)
+
+
+cdef inline void _gemm_dist(const floating* x, Py_ssize_t mt, Py_ssize_t d,
+                            const floating* yp, Py_ssize_t nt, floating* c, Py_ssize_t ldc,
+                            const floating* xn, const floating* yn, double thr, int root,
+                            unsigned char* low) noexcept nogil:
+    if floating is float:
+        fastla_gemm_tile_f32_dist(x, mt, d, yp, nt, c, ldc, xn, yn, <float>thr, root, low)
+    else:
+        fastla_gemm_tile_f64_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, low)
+
+
 cdef inline double _sqdist_exact(const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
     cdef double s = 0.0, t
     cdef Py_ssize_t k
@@ -149,6 +167,23 @@ cdef void _epilogue_row(const floating* g, floating* row, Py_ssize_t nt, double 
         for j in range(nt):
             row[j] = <floating>_epilogue(g[j], xi, yy[j], thr, x, y + j * d, d, metric,
                                          gamma)
+
+
+cdef void _redo_low(floating* row, Py_ssize_t nt, double xi, const double* yy, double thr,
+                    int metric, const floating* x, const floating* y,
+                    Py_ssize_t d) noexcept nogil:
+    """A row that fastla_gemm_tile_*_dist flagged: every entry whose (squared) distance
+    lies under thr (|x|^2 + |y|^2), with a margin for the rounding of the stored value,
+    is recomputed exactly from the original data."""
+    cdef Py_ssize_t j
+    cdef double v, e
+    for j in range(nt):
+        v = <double>row[j]
+        if metric == EUCLIDEAN:
+            v = v * v
+        if v <= 1.001 * thr * (xi + yy[j]):
+            e = _sqdist_exact(x, y + j * d, d)
+            row[j] = <floating>(sqrt(e) if metric == EUCLIDEAN else e)
 
 
 cdef inline double _finish_direct(double acc, int metric, double p, double gamma) noexcept nogil:
@@ -352,8 +387,15 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     if m == 0 or n == 0:
         return
     cdef bint gemm = uses_gemm(metric, d)
+    # squared and plain euclidean with the own tile kernel: the distances are finished in
+    # its registers (fastla_gemm_tile_*_dist) against a Y packed once for all tiles
+    cdef bint fused = gemm and own and (metric == SQEUCLIDEAN or metric == EUCLIDEAN)
     cdef Py_ssize_t tiles_i = (m + TILE - 1) // TILE, tiles_j = (n + TILE - 1) // TILE
     cdef Py_ssize_t t, ti, tj, i0, j0, mt, nt, i, j, jb, r, jj
+    cdef floating* ypall = NULL
+    cdef floating* xn = NULL
+    cdef floating* yn = NULL
+    cdef unsigned char* low
     cdef double* xx = NULL
     cdef double* yy = NULL
     cdef floating* buf
@@ -375,12 +417,28 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
         with nogil:
             _norms(xp, m, d, metric, xx, n_threads)
             _norms(yp, n, d, metric, yy, n_threads)
+    if fused:
+        ypall = <floating*>malloc((n + FASTLA_GEMM_PAD) * d * sizeof(floating))
+        xn = <floating*>malloc(m * sizeof(floating))
+        yn = <floating*>malloc((n + FASTLA_GEMM_PAD) * sizeof(floating))
+        if ypall == NULL or xn == NULL or yn == NULL:
+            free(ypall); free(xn); free(yn); free(xx); free(yy)
+            raise MemoryError()
+        with nogil:
+            for i in range(m):
+                xn[i] = <floating>xx[i]
+            for j in range(n + FASTLA_GEMM_PAD):
+                yn[j] = <floating>yy[j] if j < n else 0
+            for tj in prange(tiles_j, num_threads=n_threads, schedule='static'):
+                j0 = tj * TILE
+                _pack(yp + j0 * d, min(TILE, n - j0), d, ypall + j0 * d)
     try:
         with nogil, parallel(num_threads=n_threads):
             buf = <floating*>malloc(d * TJ * sizeof(floating))
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
-            tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm else NULL
-            ypk = <floating*>malloc((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating)) if gemm and own else NULL
+            tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm and not fused else NULL
+            ypk = <floating*>malloc((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating)) if gemm and own and not fused else NULL
+            low = <unsigned char*>malloc(TILE) if fused else NULL
             # static: each thread takes a contiguous band of output rows, so two threads
             # do not fault the same fresh (huge) pages of a new output at the same time
             for t in prange(tiles_i * tiles_j, schedule='static'):
@@ -390,7 +448,17 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                 j0 = tj * TILE
                 mt = min(TILE, m - i0)
                 nt = min(TILE, n - j0)
-                if gemm:
+                if fused:
+                    memset(low, 0, mt)
+                    _gemm_dist(xp + i0 * d, mt, d, ypall + j0 * d, nt, op + i0 * n + j0, n,
+                               xn + i0, yn + j0, recompute, metric == EUCLIDEAN, low)
+                    for i in range(i0, i0 + mt):
+                        if low[i - i0]:
+                            _redo_low(op + i * n + j0, nt, xx[i], yy + j0, recompute,
+                                      metric, xo + i * d, yo + j0 * d, d)
+                        if same and j0 <= i < j0 + nt:
+                            op[i * n + i] = 0
+                elif gemm:
                     # GEMM into the thread's tile (stays in L2), then one pass writes the
                     # finished values to the output: the output is written exactly once
                     _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE, ypk)
@@ -420,9 +488,13 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             free(acc)
             free(tile)
             free(ypk)
+            free(low)
     finally:
         free(xx)
         free(yy)
+        free(ypall)
+        free(xn)
+        free(yn)
 
 
 cdef inline bint _better(double da, Py_ssize_t ia, double db, Py_ssize_t ib) noexcept nogil:

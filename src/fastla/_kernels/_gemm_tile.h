@@ -11,6 +11,13 @@
  *   c[i * ldc + j] = alpha * (x[i] . y[j]) + bias[j] (bias holds round_up(nt, NR) values;
  *   alpha a power of two, so that the product is exact and the sum rounds once, as in
  *   BLAS's alpha * A B + beta C with beta = 1).
+ * fastla_gemm_tile_<f32|f64>_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, low_rows):
+ *   squared euclidean distances from the squared norms xn (mt values) and yn (round_up(nt,
+ *   NR) values): e = fma(-2, x[i] . y[j], xn[i] + yn[j]), clamped at zero, square-rooted
+ *   if root, written to c; low_rows[i] = 1 (never reset to 0) for each row i where some e
+ *   fell under thr (xn[i] + yn[j]) before the clamp (and possibly for the other rows of
+ *   its register block), so that the caller can recompute those cancelled entries exactly. The finished distances leave the registers once: no tile
+ *   buffer, no second pass.
  *
  * Register blocking: MR rows of x by NV = 2 vectors of y per step (AVX-512: 8 x 16 doubles
  * or 8 x 32 floats, 16 accumulators; narrower ISAs: 4 rows), x broadcast from its rows, the
@@ -22,6 +29,7 @@
 #define FASTLA_GEMM_TILE_H
 
 #include <stddef.h>
+#include <math.h>
 #include <string.h>
 
 #include "_vec.h"
@@ -52,7 +60,7 @@
 /* One column panel against every row block of the tile, NVV vectors wide (NV, or 1 for a
  * last panel of at most one vector's columns: no work on the padding). Expanded inside
  * FASTLA_GEMM_TILE's function, whose locals it uses. */
-#define FASTLA_GEMM_ROWS(T, VF, NVV)                                                     \
+#define FASTLA_GEMM_ROWS(T, VF, VI, NVV)                                                   \
             for (i = 0; i < mt; i += MR) {                                               \
                 const T* xr[MR];                                                         \
                 VF a[MR][NVV];                                                            \
@@ -73,7 +81,26 @@
                             a[r][v] += yv[v] * b;                                        \
                     }                                                                    \
                 }                                                                        \
-                if (bias) { /* a = alpha * a + bias[j]: one rounding (alpha = +-2^e) */ \
+                if (rown) { /* distances: see NAME##_dist */                           \
+                    VF vthr = FASTLA_VSET1(T, VF, thr), valpha = FASTLA_VSET1(T, VF, alpha); \
+                    VI low = (VI){0};                                                    \
+                    _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
+                    {                                                                    \
+                        VF bv;                                                           \
+                        memcpy(&bv, bias + p * NR + v * L, sizeof(VF));                  \
+                        _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                \
+                        {                                                                \
+                            VF sv = bv + FASTLA_VSET1(T, VF, rown[i + r < mt ? i + r : mt - 1]); \
+                            VF d2 = FASTLA_VFMA(T, a[r][v], valpha, sv);                 \
+                            low |= (VI)(d2 < sv * vthr);                                 \
+                            d2 = FASTLA_VMAX(VF, d2, (VF){0});                           \
+                            a[r][v] = root ? FASTLA_VSQRT(VF, d2) : d2;                  \
+                        }                                                                \
+                    }                                                                    \
+                    if (FASTLA_VANY(low))                                                \
+                        for (r = 0; r < MR && i + r < mt; r++)                           \
+                            low_rows[i + r] = 1;                                         \
+                } else if (bias) { /* a = alpha a + bias[j]: one rounding (alpha = +-2^e) */ \
                     _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
                     {                                                                    \
                         VF bv;                                                           \
@@ -99,7 +126,7 @@
                 }                                                                        \
             }
 
-#define FASTLA_GEMM_TILE(NAME, PACK, T, VF)                                              \
+#define FASTLA_GEMM_TILE(NAME, PACK, T, VF, VI)                                            \
     static inline void PACK(const T* y, ptrdiff_t nt, ptrdiff_t d, T* yp)                \
     {                                                                                    \
         enum { NR = FASTLA_GEMM_NV * FASTLA_VBYTES / sizeof(T) };                        \
@@ -116,9 +143,10 @@
                         dst[k * NR] = 0;                                                 \
             }                                                                            \
     }                                                                                    \
-    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
-                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
-                                 const T* bias)                                          \
+    static inline void NAME##_epi(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,    \
+                                  ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,            \
+                                  const T* bias, const T* rown, T thr, int root,         \
+                                  unsigned char* low_rows)                               \
     {                                                                                    \
         enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
                MR = FASTLA_GEMM_MR };                                                    \
@@ -128,14 +156,26 @@
             const T* yb = yp + p * d * NR;                                               \
             ptrdiff_t ncol = nt - p * NR < NR ? nt - p * NR : NR;                        \
             if (ncol <= L)                                                               \
-                FASTLA_GEMM_ROWS(T, VF, 1)                                               \
+                FASTLA_GEMM_ROWS(T, VF, VI, 1)                                               \
             else                                                                         \
-                FASTLA_GEMM_ROWS(T, VF, NV)                                              \
+                FASTLA_GEMM_ROWS(T, VF, VI, NV)                                              \
         }                                                                                \
+    }                                                                                    \
+    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
+                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
+                                 const T* bias)                                          \
+    {                                                                                    \
+        NAME##_epi(x, mt, d, yp, nt, c, ldc, alpha, bias, NULL, 0, 0, NULL);             \
+    }                                                                                    \
+    static inline void NAME##_dist(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,   \
+                                   ptrdiff_t nt, T* c, ptrdiff_t ldc, const T* xn,       \
+                                   const T* yn, T thr, int root, unsigned char* low_rows) \
+    {                                                                                    \
+        NAME##_epi(x, mt, d, yp, nt, c, ldc, -2, yn, xn, thr, root, low_rows);           \
     }
 
-FASTLA_GEMM_TILE(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float, fastla_vf32)
-FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64)
+FASTLA_GEMM_TILE(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float, fastla_vf32, fastla_vi32)
+FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64, fastla_vi64)
 
 #else /* other compilers: scalar loops */
 
@@ -151,9 +191,10 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
                 for (k = 0; k < d; k++)                                                  \
                     yp[(p * d + k) * 8 + jj] = p * 8 + jj < nt ? y[(p * 8 + jj) * d + k] : 0; \
     }                                                                                    \
-    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
-                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
-                                 const T* bias)                                          \
+    static inline void NAME##_epi(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,    \
+                                  ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,            \
+                                  const T* bias, const T* rown, T thr, int root,         \
+                                  unsigned char* low_rows)                               \
     {                                                                                    \
         ptrdiff_t i, j, k;                                                               \
         for (i = 0; i < mt; i++)                                                         \
@@ -162,6 +203,21 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
                 for (k = 0; k < d; k++)                                                  \
                     s += x[i * d + k] * yp[((j / 8) * d + k) * 8 + j % 8];               \
                 c[i * ldc + j] = bias ? s * alpha + bias[j] : s;                         \
+            }                                                                            \
+    }                                                                                    \
+    static inline void NAME##_dist(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,   \
+                                   ptrdiff_t nt, T* c, ptrdiff_t ldc, const T* xn,       \
+                                   const T* yn, T thr, int root, unsigned char* low_rows) \
+    {                                                                                    \
+        ptrdiff_t i, j;                                                                  \
+        NAME##_ex(x, mt, d, yp, nt, c, ldc, -2, yn);                                     \
+        for (i = 0; i < mt; i++)                                                         \
+            for (j = 0; j < nt; j++) {                                                   \
+                T* e = c + i * ldc + j;                                                  \
+                *e += xn[i];                                                             \
+                if (*e < thr * (xn[i] + yn[j]))                                          \
+                    low_rows[i] = 1;                                                     \
+                *e = *e > 0 ? (root ? (T)sqrt(*e) : *e) : 0;                             \
             }                                                                            \
     }
 

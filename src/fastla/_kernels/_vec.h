@@ -97,6 +97,39 @@ typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
 #define FASTLA_VMIN(VF, a, u) FASTLA_VSEL_(VF, ((a) < (u)), a, u)
 #endif
 
+
+/* FASTLA_VANY(m): nonzero if any lane of the comparison mask m (of fastla_vi32 or
+ * fastla_vi64) is set; FASTLA_VSQRT(VF, a): the square root of each lane, float or
+ * double by the lane size */
+#if defined(__AVX512F__)
+#define FASTLA_VANY(m) (_mm512_test_epi32_mask((__m512i)(m), (__m512i)(m)) != 0)
+#define FASTLA_VSQRT(VF, a)                                                          \
+    (sizeof((a)[0]) == 8 ? (VF)_mm512_sqrt_pd((__m512d)(a)) : (VF)_mm512_sqrt_ps((__m512)(a)))
+#elif defined(__AVX2__)
+#define FASTLA_VANY(m) (!_mm256_testz_si256((__m256i)(m), (__m256i)(m)))
+#define FASTLA_VSQRT(VF, a)                                                          \
+    (sizeof((a)[0]) == 8 ? (VF)_mm256_sqrt_pd((__m256d)(a)) : (VF)_mm256_sqrt_ps((__m256)(a)))
+#elif defined(__SSE2__) && !defined(__AVX__)
+#define FASTLA_VANY(m) (_mm_movemask_epi8((__m128i)(m)) != 0)
+#define FASTLA_VSQRT(VF, a)                                                          \
+    (sizeof((a)[0]) == 8 ? (VF)_mm_sqrt_pd((__m128d)(a)) : (VF)_mm_sqrt_ps((__m128)(a)))
+#else /* lane by lane */
+#define FASTLA_VANY(m)                                                               \
+    __extension__({                                                                  \
+        int any_ = 0;                                                                \
+        for (unsigned l_ = 0; l_ < sizeof(m) / sizeof((m)[0]); l_++)                 \
+            any_ |= (m)[l_] != 0;                                                    \
+        any_;                                                                        \
+    })
+#define FASTLA_VSQRT(VF, a)                                                          \
+    __extension__({                                                                  \
+        VF r_ = (a);                                                                 \
+        for (unsigned l_ = 0; l_ < sizeof(r_) / sizeof(r_[0]); l_++)                 \
+            r_[l_] = sizeof(r_[0]) == 8 ? __builtin_sqrt(r_[l_]) : __builtin_sqrtf(r_[l_]); \
+        r_;                                                                          \
+    })
+#endif
+
 #endif /* GNU C vector extensions */
 
 #endif /* FASTLA_VEC_H */
