@@ -384,11 +384,14 @@ def test_plusplus_update_is_numpys_cumsum_bitwise(backend, dtype):
     np.testing.assert_array_equal(cum, np.cumsum(w.astype(np.float64) * row))
 
 
-@pytest.mark.parametrize("k", [5, 37, 100])
+@pytest.mark.parametrize("k", [3, 5, 12, 37, 100])
 def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
     """The assignment's chunk GEMM is the tile kernel (_gemm_tile.h, centres packed once)
-    on the AVX-512 build and BLAS elsewhere: on every built variant both give the same
-    labels, distances and Lloyd sums (odd n and d, k under one panel and over several)."""
+    on the AVX-512 build and BLAS elsewhere, and the Lloyd pass on a packed X
+    (pack_rows) takes its labels from fastla_gemm_labels: on every built variant all
+    give the same labels, distances and Lloyd sums (odd n and d, groups that start
+    inside a panel of points, k under one panel and over several, centre blocks whole,
+    half and clamped)."""
     rng = np.random.default_rng(k)
     X = rng.standard_normal((1037, 19)).astype(dtype)
     C = np.ascontiguousarray(X[rng.choice(len(X), k, replace=False)])
@@ -404,6 +407,14 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
             mod.lloyd_iter(X, w, C, sums, weights, lab2, 3, 2)
             np.testing.assert_array_equal(labels, lab2)
             got.append((labels, sq, sums, weights))
+            xpk = mod.pack_rows(X, 2)
+            assert (xpk is None) == (not own)
+            if own:
+                s3, w3, lab3 = np.empty_like(sums), np.empty_like(weights), np.empty_like(labels)
+                mod.lloyd_iter(X, w, C, s3, w3, lab3, 3, 2, xpk)
+                np.testing.assert_array_equal(lab3, labels)
+                np.testing.assert_array_equal(s3, sums)
+                np.testing.assert_array_equal(w3, weights)
         np.testing.assert_array_equal(got[0][0], got[1][0])
         np.testing.assert_array_equal(got[0][0], d2.argmin(axis=1))
         for a, b in zip(got[0][1:], got[1][1:]):

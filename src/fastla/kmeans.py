@@ -491,11 +491,16 @@ class _Kernels:
     def __init__(self, b, X, w, n_threads):
         self.b, self.X, self.w, self.n_threads = b, X, w, n_threads
         self.device = b.name == "cuda"
+        self.xpk = None
         if self.device:
             from numba import cuda
 
             self.dX = cuda.to_device(X)
             self.dw = cuda.to_device(w)
+        elif b.name == "cython":
+            # X in the tile kernel's panels, once per fit (None where that kernel is not
+            # used): the Lloyd passes then find the labels without a score block
+            self.xpk = self.entry("pack_rows")(X, n_threads)
 
     def entry(self, attr):
         return _backend.entry("kmeans", self.b.name, attr)
@@ -512,6 +517,9 @@ class _Kernels:
             dl.copy_to_host(labels)
             ds.copy_to_host(sums)
             dwt.copy_to_host(weights)
+        elif self.xpk is not None:
+            self.b.kernel(self.X, self.w, centers, sums, weights, labels, groups,
+                          self.n_threads, self.xpk)
         else:
             self.b.kernel(self.X, self.w, centers, sums, weights, labels, groups,
                           self.n_threads)

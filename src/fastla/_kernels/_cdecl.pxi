@@ -30,3 +30,9 @@ cdef extern from "_gemm_tile.h" nogil:
                                    const double* yp, Py_ssize_t nt, double* c,
                                    Py_ssize_t ldc, const double* xn, const double* yn,
                                    double thr, int root, unsigned char* low_rows)
+    void fastla_gemm_labels_f32(const float* xp, Py_ssize_t d, const float* c,
+                                const float* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
+                                int* labels)
+    void fastla_gemm_labels_f64(const double* xp, Py_ssize_t d, const double* c,
+                                const double* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
+                                int* labels)

@@ -173,21 +173,36 @@ cdef void _merge_groups(const double* gbuf, Py_ssize_t n_groups, Py_ssize_t k,
             weights[j] += b[k * d + j]
 
 
+cdef inline void _labels(const floating* xpk, Py_ssize_t d, const floating* c,
+                         const floating* cnorm, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
+                         int* labels) noexcept nogil:
+    if floating is float:
+        fastla_gemm_labels_f32(xpk, d, c, cnorm, k, lo, hi, labels)
+    else:
+        fastla_gemm_labels_f64(xpk, d, c, cnorm, k, lo, hi, labels)
+
+
 cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
                        const floating* cnorm, Py_ssize_t r0, Py_ssize_t r1, int k, int d,
-                       floating* buf, int* labels, double* gb,
-                       const floating* cpk) noexcept nogil:
+                       floating* buf, int* labels, double* gb, const floating* cpk,
+                       const floating* xpk) noexcept nogil:
     """Rows [r0, r1): assign by chunks, then add w x into this group's buffer. The
     chunk's labels are all found before any row is added, so that the additions'
-    addresses are known early instead of each waiting on its own argmin."""
+    addresses are known early instead of each waiting on its own argmin. With X packed
+    (xpk), the labels come straight from fastla_gemm_labels, on chunks that end on
+    multiples of CHUNK (whole panels of points but at the group's two ends)."""
     cdef Py_ssize_t i0, i
     cdef int mt, lab
     i0 = r0
     while i0 < r1:
-        mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
-        _scores(X + i0 * d, C, cnorm, buf, mt, k, d, cpk)
-        for i in range(mt):
-            labels[i0 + i] = _argmin(buf + i * k, k)
+        if xpk != NULL:
+            mt = <int>(min((i0 // CHUNK + 1) * CHUNK, r1) - i0)
+            _labels(xpk, d, C, cnorm, k, i0, i0 + mt, labels)
+        else:
+            mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
+            _scores(X + i0 * d, C, cnorm, buf, mt, k, d, cpk)
+            for i in range(mt):
+                labels[i0 + i] = _argmin(buf + i * k, k)
         for i in range(mt):
             lab = labels[i0 + i]
             _accumulate(X + (i0 + i) * d, <double>w[i0 + i], d, gb + <Py_ssize_t>lab * d)
@@ -232,11 +247,34 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
         free(cpk)
 
 
+def pack_rows(const floating[:, ::1] X, int n_threads):
+    """X in the tile kernel's panels, for ``lloyd_iter``'s ``xpk`` (one copy of X made
+    once per fit); None where the own tile kernel is not used (OWN_GEMM false)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef Py_ssize_t ch, i0
+    if not OWN_GEMM or n == 0:
+        return None
+    out = np.empty((n + FASTLA_GEMM_PAD) * d, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] o = out
+    cdef const floating* xp = &X[0, 0]
+    cdef floating* op = &o[0]
+    with nogil:
+        for ch in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule='static'):
+            i0 = ch * CHUNK
+            if floating is float:
+                fastla_gemm_pack_f32(xp + i0 * d, min(<Py_ssize_t>CHUNK, n - i0), d, op + i0 * d)
+            else:
+                fastla_gemm_pack_f64(xp + i0 * d, min(<Py_ssize_t>CHUNK, n - i0), d, op + i0 * d)
+    return out
+
+
 def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                const floating[:, ::1] centers, double[:, ::1] sums, double[::1] weights,
-               int[::1] labels, int n_groups, int n_threads):
+               int[::1] labels, int n_groups, int n_threads, xpk=None):
     """One fused Lloyd pass: labels against ``centers``; sums[c] = sum w x and
-    weights[c] = sum w over the rows labelled c, bitwise independent of n_threads."""
+    weights[c] = sum w over the rows labelled c, bitwise independent of n_threads.
+    ``xpk``: ``pack_rows(X)``, or None (the labels then come from chunk score blocks);
+    the same labels and sums either way."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
     cdef Py_ssize_t stride = _stride(k, d)
     cdef Py_ssize_t g
@@ -251,6 +289,13 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     cdef const floating* xp = &X[0, 0]
     cdef const floating* cp = &centers[0, 0]
     cdef const floating* wp = &sample_weight[0]
+    cdef const floating[::1] xpv
+    cdef const floating* xpkp = NULL
+    if xpk is not None and OWN_GEMM:
+        xpv = xpk
+        if xpv.shape[0] < (n + FASTLA_GEMM_PAD) * d:
+            raise ValueError("xpk is not pack_rows(X)")
+        xpkp = &xpv[0]
     if OWN_GEMM:
         cpk = _packed_centres(cp, k, d)
     try:
@@ -262,7 +307,7 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                 for g in prange(n_groups, schedule='dynamic'):
                     _lloyd_group(xp, wp, cp, cnorm, g * n // n_groups,
                                  (g + 1) * n // n_groups, <int>k, <int>d, buf, &labels[0],
-                                 gbuf + g * stride, cpk)
+                                 gbuf + g * stride, cpk, xpkp)
                 free(buf)
             _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
     finally:

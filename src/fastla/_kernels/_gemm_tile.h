@@ -19,6 +19,15 @@
  *   its register block), so that the caller can recompute those cancelled entries exactly. The finished distances leave the registers once: no tile
  *   buffer, no second pass.
  *
+ * fastla_gemm_labels_<f32|f64>(xp, d, c, cb, k, lo, hi, labels): k-means labels of rows
+ *   lo..hi-1 of an X (n, d) packed whole by fastla_gemm_pack (xp: round_up(n, NR) rows):
+ *   labels[i] = the first j minimising cb[j] - 2 x_i . c_j over the k centres c (k, d)
+ *   and their squared norms cb. The roles of the tile kernel swapped: a panel of NR
+ *   points is the vector operand, MR centres are broadcast, and the scores never leave
+ *   the registers; each point's running minimum and its index are kept per lane. The
+ *   scores are bitwise those of fastla_gemm_tile_*_ex(x, ..., -2, cb) (each product
+ *   summed in feature order, one rounding for -2 s + cb) and ties go to the lowest j, so
+ *   the labels are those of that kernel followed by a first-minimum argmin.
  * Register blocking: MR rows of x by NV = 2 vectors of y per step (AVX-512: 8 x 16 doubles
  * or 8 x 32 floats, 16 accumulators; narrower ISAs: 4 rows), x broadcast from its rows, the
  * y panel (d x NR) resident in L1 while every row block of the tile passes over it.
@@ -177,6 +186,84 @@
 FASTLA_GEMM_TILE(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float, fastla_vf32, fastla_vi32)
 FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64, fastla_vi64)
 
+/* One block of MRR centres from j0 against the point panel xb, folded into each lane's
+ * running minimum: expanded inside FASTLA_GEMM_LABELS's function, whose locals it uses. */
+#define FASTLA_GEMM_LABELS_BLOCK(T, VF, VI, MRR)                                         \
+    {                                                                                    \
+        const T* cr[MRR];                                                                \
+        VF a[MRR][NV];                                                                   \
+        _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                               \
+        {                                                                                \
+            cr[r] = c + (j0 + r < k ? j0 + r : k - 1) * d;                               \
+            _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                              \
+                a[r][v] = (VF){0};                                                       \
+        }                                                                                \
+        for (kk = 0; kk < d; kk++) {                                                     \
+            VF xv[NV];                                                                   \
+            _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                              \
+                memcpy(&xv[v], xb + kk * NR + v * L, sizeof(VF));                        \
+            _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                           \
+            {                                                                            \
+                const T b = cr[r][kk];                                                   \
+                _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                          \
+                    a[r][v] += xv[v] * b;                                                \
+            }                                                                            \
+        }                                                                                \
+        _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                               \
+        {                                                                                \
+            VF bv;                                                                       \
+            VI jv;                                                                       \
+            if (j0 + r >= k)                                                             \
+                break;                                                                   \
+            bv = FASTLA_VSET1(T, VF, cb[j0 + r]);                                        \
+            jv = (VI){0} + (int)(j0 + r);                                                \
+            _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                              \
+            {                                                                            \
+                VF sc = FASTLA_VFMA(T, a[r][v], m2, bv);                                 \
+                VI lt = (VI)(sc < best[v]);                                              \
+                best[v] = (VF)(((VI)sc & lt) | ((VI)best[v] & ~lt));                     \
+                at[v] = (jv & lt) | (at[v] & ~lt);                                       \
+            }                                                                            \
+        }                                                                                \
+    }
+
+/* blocks of MR centres; a last one of at most MR / 2 takes a half block (k = 100 on
+ * AVX-512: 12 blocks of 8 and one of 4, no centre computed twice) */
+#define FASTLA_GEMM_LABELS(NAME, T, VF, VI)                                              \
+    static inline void NAME(const T* xp, ptrdiff_t d, const T* c, const T* cb,           \
+                            ptrdiff_t k, ptrdiff_t lo, ptrdiff_t hi, int* labels)        \
+    {                                                                                    \
+        enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
+               MR = FASTLA_GEMM_MR };                                                    \
+        const VF m2 = FASTLA_VSET1(T, VF, -2), inf = FASTLA_VSET1(T, VF, __builtin_inf()); \
+        ptrdiff_t p, j0, kk, i;                                                          \
+        int r, v, l;                                                                     \
+        for (p = lo / NR; p * NR < hi; p++) {                                            \
+            const T* xb = xp + p * d * NR;                                               \
+            VF best[NV];                                                                 \
+            VI at[NV];                                                                   \
+            _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                              \
+            {                                                                            \
+                best[v] = inf;                                                           \
+                at[v] = (VI){0};                                                         \
+            }                                                                            \
+            for (j0 = 0; j0 < k; j0 += MR)                                               \
+                if (k - j0 > MR / 2)                                                     \
+                    FASTLA_GEMM_LABELS_BLOCK(T, VF, VI, MR)                              \
+                else                                                                     \
+                    FASTLA_GEMM_LABELS_BLOCK(T, VF, VI, MR / 2)                          \
+            for (v = 0; v < NV; v++)                                                     \
+                for (l = 0; l < L; l++) {                                                \
+                    i = p * NR + v * L + l;                                              \
+                    if (i >= lo && i < hi)                                               \
+                        labels[i] = (int)at[v][l];                                       \
+                }                                                                        \
+        }                                                                                \
+    }
+
+FASTLA_GEMM_LABELS(fastla_gemm_labels_f32, float, fastla_vf32, fastla_vi32)
+FASTLA_GEMM_LABELS(fastla_gemm_labels_f64, double, fastla_vf64, fastla_vi64)
+
 #else /* other compilers: scalar loops */
 
 #define FASTLA_GEMM_PAD 8
@@ -223,6 +310,31 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
 
 FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float)
 FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double)
+
+#define FASTLA_GEMM_LABELS_SCALAR(NAME, T)                                               \
+    static inline void NAME(const T* xp, ptrdiff_t d, const T* c, const T* cb,           \
+                            ptrdiff_t k, ptrdiff_t lo, ptrdiff_t hi, int* labels)        \
+    {                                                                                    \
+        ptrdiff_t i, j, f;                                                               \
+        for (i = lo; i < hi; i++) {                                                      \
+            T best = 0;                                                                  \
+            int at = 0;                                                                  \
+            for (j = 0; j < k; j++) {                                                    \
+                T s = 0, sc;                                                             \
+                for (f = 0; f < d; f++)                                                  \
+                    s += xp[((i / 8) * d + f) * 8 + i % 8] * c[j * d + f];               \
+                sc = s * -2 + cb[j];                                                     \
+                if (j == 0 || sc < best) {                                               \
+                    best = sc;                                                           \
+                    at = (int)j;                                                         \
+                }                                                                        \
+            }                                                                            \
+            labels[i] = at;                                                              \
+        }                                                                                \
+    }
+
+FASTLA_GEMM_LABELS_SCALAR(fastla_gemm_labels_f32, float)
+FASTLA_GEMM_LABELS_SCALAR(fastla_gemm_labels_f64, double)
 
 #endif
 
