@@ -32,7 +32,7 @@ cdef extern from "_gemm_tile.h" nogil:
                                    double thr, int root, unsigned char* low_rows)
     void fastla_gemm_labels_f32(const float* xp, Py_ssize_t d, const float* c,
                                 const float* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
-                                int* labels)
+                                int* labels, const float* xrows)
     void fastla_gemm_labels_f64(const double* xp, Py_ssize_t d, const double* c,
                                 const double* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
-                                int* labels)
+                                int* labels, const double* xrows)

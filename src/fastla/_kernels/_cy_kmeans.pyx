@@ -175,11 +175,11 @@ cdef void _merge_groups(const double* gbuf, Py_ssize_t n_groups, Py_ssize_t k,
 
 cdef inline void _labels(const floating* xpk, Py_ssize_t d, const floating* c,
                          const floating* cnorm, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
-                         int* labels) noexcept nogil:
+                         int* labels, const floating* xrows) noexcept nogil:
     if floating is float:
-        fastla_gemm_labels_f32(xpk, d, c, cnorm, k, lo, hi, labels)
+        fastla_gemm_labels_f32(xpk, d, c, cnorm, k, lo, hi, labels, xrows)
     else:
-        fastla_gemm_labels_f64(xpk, d, c, cnorm, k, lo, hi, labels)
+        fastla_gemm_labels_f64(xpk, d, c, cnorm, k, lo, hi, labels, xrows)
 
 
 cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
@@ -197,7 +197,7 @@ cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
     while i0 < r1:
         if xpk != NULL:
             mt = <int>(min((i0 // CHUNK + 1) * CHUNK, r1) - i0)
-            _labels(xpk, d, C, cnorm, k, i0, i0 + mt, labels)
+            _labels(xpk, d, C, cnorm, k, i0, i0 + mt, labels, X)
         else:
             mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
             _scores(X + i0 * d, C, cnorm, buf, mt, k, d, cpk)
