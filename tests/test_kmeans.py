@@ -415,6 +415,9 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
                 np.testing.assert_array_equal(lab3, labels)
                 np.testing.assert_array_equal(s3, sums)
                 np.testing.assert_array_equal(w3, weights)
+                lab4 = np.full_like(labels, -1)
+                mod.assign_packed(X, C, lab4, xpk, 2)
+                np.testing.assert_array_equal(lab4, labels)
         np.testing.assert_array_equal(got[0][0], got[1][0])
         np.testing.assert_array_equal(got[0][0], d2.argmin(axis=1))
         for a, b in zip(got[0][1:], got[1][1:]):

@@ -525,7 +525,6 @@ class _Kernels:
                           self.n_threads)
 
     def assign(self, centers, labels):
-        sq = np.empty(labels.shape[0], dtype=self.X.dtype)
         if self.device:
             from numba import cuda
 
@@ -534,7 +533,10 @@ class _Kernels:
             self.entry("kmeans_assign")(self.dX, cuda.to_device(centers), dl, dsq,
                                         self.n_threads)
             dl.copy_to_host(labels)
+        elif self.xpk is not None:
+            self.entry("assign_packed")(self.X, centers, labels, self.xpk, self.n_threads)
         else:
+            sq = np.empty(labels.shape[0], dtype=self.X.dtype)
             self.entry("kmeans_assign")(self.X, centers, labels, sq, self.n_threads)
 
     def inertia(self, centers, labels):

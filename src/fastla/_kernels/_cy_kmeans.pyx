@@ -268,6 +268,33 @@ def pack_rows(const floating[:, ::1] X, int n_threads):
     return out
 
 
+def assign_packed(const floating[:, ::1] X, const floating[:, ::1] centers, int[::1] labels,
+                  xpk, int n_threads):
+    """labels[i] = nearest centre (the Lloyd pass's scores and ties) from ``pack_rows(X)``:
+    k-means' last assignment, which needs no distances."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
+    cdef Py_ssize_t ch, i0
+    cdef const floating[::1] xpv = xpk
+    cdef floating* cnorm
+    cdef const floating* cp = &centers[0, 0]
+    if n == 0:
+        return
+    if xpv.shape[0] < (n + FASTLA_GEMM_PAD) * d:
+        raise ValueError("xpk is not pack_rows(X)")
+    cnorm = <floating*>calloc(k + FASTLA_GEMM_PAD, sizeof(floating))
+    if cnorm == NULL:
+        raise MemoryError("k-means centre norms")
+    try:
+        with nogil:
+            _center_norms(cp, k, d, cnorm)
+            for ch in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads,
+                             schedule='dynamic'):
+                i0 = ch * CHUNK
+                _labels(&xpv[0], d, cp, cnorm, k, i0, min(i0 + CHUNK, n), &labels[0], NULL)
+    finally:
+        free(cnorm)
+
+
 def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                const floating[:, ::1] centers, double[:, ::1] sums, double[::1] weights,
                int[::1] labels, int n_groups, int n_threads, xpk=None):
