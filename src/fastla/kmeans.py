@@ -367,7 +367,7 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
             X += mean
     labels, inertia, centers, n_iter = best
     centers = (centers + mean).astype(X.dtype, copy=False)
-    if np.unique(labels).size < k:
+    if np.count_nonzero(np.bincount(labels, minlength=k)) < k:
         _check_distinct(X, k)
     return KMeansResult(centers, labels, float(inertia), int(n_iter))
 
