@@ -422,3 +422,35 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
         np.testing.assert_array_equal(got[0][0], d2.argmin(axis=1))
         for a, b in zip(got[0][1:], got[1][1:]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_plusplus_blocked_draws_match_searchsorted(dtype):
+    """The Cython k-means++ draws from per-block sums (plusplus_update_blocks, then
+    plusplus_sample on their cumulative sums): the candidates are those of
+    np.searchsorted on the full cumulative sum (clipped to n - 1), on every built
+    variant, for draws anywhere in [0, total], at block edges, past the total and on
+    rows of zero weight."""
+    rng = np.random.default_rng(3)
+    n = 256 * 9 + 37                   # a short last block
+    row = rng.random(n) * 3
+    row[100:400] = 0.0                  # rows already chosen: nothing to draw there
+    w = rng.uniform(0.5, 1.5, n).astype(dtype)
+    w[1000:1100] = 0                    # zero weights
+    cum = np.cumsum(w.astype(np.float64) * row)
+    for mod in built_variants("_cy_kmeans"):
+        closest = np.empty(n)
+        bsum = np.empty(-(-n // 256))
+        mod.plusplus_update_blocks(row, w, closest, bsum, 2)
+        np.testing.assert_array_equal(closest, row)
+        ref_b = np.add.reduceat(w.astype(np.float64) * row, np.arange(0, n, 256))
+        np.testing.assert_allclose(bsum, ref_b, rtol=1e-12)
+        cumb = np.cumsum(bsum)
+        edges = cum[[0, 255, 256, 511, 999, 1100, n - 1]]
+        r = np.concatenate([rng.uniform(0, cum[-1], 2000), edges * (1 - 1e-7),
+                            edges * (1 + 1e-7), [0.0, cum[-1] * 1.5]])
+        # draws within rounding of a row's cumulative sum may land on either row
+        r = r[np.abs(cum[np.minimum(np.searchsorted(cum, r), n - 1)] - r) > 1e-9 * cum[-1]]
+        assert r.shape[0] > 2000
+        out = np.empty(r.shape[0], dtype=np.intp)
+        mod.plusplus_sample(closest, w, cumb, r, out)
+        np.testing.assert_array_equal(out, np.minimum(np.searchsorted(cum, r), n - 1))

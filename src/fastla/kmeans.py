@@ -238,25 +238,45 @@ def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
     centers = np.empty((k, X.shape[1]), dtype=X.dtype)
     indices = np.full(k, -1, dtype=np.intp)
     first = rs.choice(n, p=w / w.sum())
-    # update(row): closest[:] = row and cum = cumsum(w * closest), fused in one pass
-    update = _backend.entry("kmeans_plusplus", b.name, "plusplus_update")
-    cum = np.empty(n)
+    # update(row): closest[:] = row and the cumulative sums of w * closest that the
+    # candidates are drawn from: over all rows (cum, one sequential pass), or where the
+    # backend has the blocked form, over blocks of rows (sums in parallel) with the
+    # draw finishing inside one block (the same draws up to the rounding of the sums)
+    try:
+        upd_blocks = _backend.entry("kmeans_plusplus", b.name, "plusplus_update_blocks")
+        sample = _backend.entry("kmeans_plusplus", b.name, "plusplus_sample")
+        bsum = np.empty(-(-n // CHUNK))  # the kernels' blocks: CHUNK rows
+    except AttributeError:
+        upd_blocks = None
+        update = _backend.entry("kmeans_plusplus", b.name, "plusplus_update")
+        cum = np.empty(n)
+
+    def update_from(row):
+        if upd_blocks is None:
+            update(row, w, closest, cum)
+            return None
+        upd_blocks(row, w, closest, bsum, n_threads)
+        return np.cumsum(bsum)
+
     pot = b.kernel(X, np.array([first], dtype=np.intp), closest, w, dist, n_threads)[0]
-    update(dist[0], w, closest, cum)
+    cumb = update_from(dist[0])
     centers[0] = X[first]
     indices[0] = first
+    cand = np.empty(t, dtype=np.intp)
     for c in range(1, k):
         if strict and not pot > 0.0:
             raise ValueError(
                 f"X has only {c} distinct points (with non-zero weight), fewer than "
                 f"n_clusters={k}; lower n_clusters")
         rand_vals = rs.uniform(size=t) * pot
-        cand = np.searchsorted(cum, rand_vals)
-        np.clip(cand, None, n - 1, out=cand)
-        pots = b.kernel(X, cand.astype(np.intp), closest, w, dist, n_threads)
+        if upd_blocks is None:
+            cand[:] = np.minimum(np.searchsorted(cum, rand_vals), n - 1)
+        else:
+            sample(closest, w, cumb, rand_vals, cand)
+        pots = b.kernel(X, cand, closest, w, dist, n_threads)
         best = int(np.argmin(pots))
         pot = pots[best]
-        update(dist[best], w, closest, cum)
+        cumb = update_from(dist[best])
         centers[c] = X[cand[best]]
         indices[c] = cand[best]
     return centers, indices

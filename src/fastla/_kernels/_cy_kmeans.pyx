@@ -565,6 +565,58 @@ def plusplus_update(const double[::1] row, const floating[::1] sample_weight,
             fastla_pp_update_f64(&row[0], &sample_weight[0], &closest[0], &cum[0], n)
 
 
+def plusplus_update_blocks(const double[::1] row, const floating[::1] sample_weight,
+                           double[::1] closest, double[::1] bsum, int n_threads):
+    """closest[:] = row and bsum[b] = sum of w * closest over block b (CHUNK rows, summed
+    in row order), blocks in parallel: with ``plusplus_sample`` it replaces
+    ``plusplus_update``'s sequential cumulative sum over all n rows (a chain of n
+    dependent additions each step) by one over the blocks."""
+    cdef Py_ssize_t n = closest.shape[0]
+    cdef Py_ssize_t b, i
+    cdef double s
+    with nogil:
+        for b in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule='static'):
+            s = 0.0
+            for i in range(b * CHUNK, min(n, (b + 1) * CHUNK)):
+                closest[i] = row[i]
+                s = s + <double>sample_weight[i] * row[i]
+            bsum[b] = s
+
+
+def plusplus_sample(const double[::1] closest, const floating[::1] sample_weight,
+                    const double[::1] cumb, const double[::1] r, Py_ssize_t[::1] out):
+    """out[q] = the first row i whose cumulative weighted distance reaches r[q] (what
+    ``np.searchsorted(np.cumsum(w * closest), r)`` returns, clipped to n - 1), from the
+    blocks' cumulative sums ``cumb`` (np.cumsum of ``plusplus_update_blocks``' bsum):
+    a binary search over the blocks, then a scan of one block's rows."""
+    cdef Py_ssize_t n = closest.shape[0], nb = cumb.shape[0]
+    cdef Py_ssize_t q, lo, hi, mid, i, b, end
+    cdef double run, rq
+    with nogil:
+        for q in range(r.shape[0]):
+            rq = r[q]
+            lo = 0
+            hi = nb
+            while lo < hi:  # first block whose cumulative sum reaches rq
+                mid = (lo + hi) // 2
+                if cumb[mid] < rq:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            b = lo
+            if b >= nb:
+                out[q] = n - 1
+                continue
+            run = cumb[b - 1] if b > 0 else 0.0
+            end = min(n, (b + 1) * CHUNK)
+            out[q] = end - 1  # the block's last row if rounding never reaches rq
+            for i in range(b * CHUNK, end):
+                run = run + <double>sample_weight[i] * closest[i]
+                if run >= rq:
+                    out[q] = i
+                    break
+
+
 # ------------------------------------------------------------------- mini-batch
 def minibatch_update(const floating[:, ::1] X, const floating[::1] sample_weight,
                      const floating[:, ::1] centers_old, floating[:, ::1] centers_new,
