@@ -418,6 +418,13 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
                 lab4 = np.full_like(labels, -1)
                 mod.assign_packed(X, C, lab4, xpk, 2)
                 np.testing.assert_array_equal(lab4, labels)
+            mean = X.mean(axis=0)
+            Xc, xpk_c = mod.center_pack(X, mean, 2)
+            np.testing.assert_array_equal(Xc, X - mean)
+            assert (xpk_c is None) == (not own)
+            if own:
+                full = len(X) // 32 * 32 * X.shape[1]   # whole panels (the rest: padding)
+                np.testing.assert_array_equal(xpk_c[:full], mod.pack_rows(Xc, 2)[:full])
         np.testing.assert_array_equal(got[0][0], got[1][0])
         np.testing.assert_array_equal(got[0][0], d2.argmin(axis=1))
         for a, b in zip(got[0][1:], got[1][1:]):

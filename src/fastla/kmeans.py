@@ -367,7 +367,11 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
 
     tol = _tolerance(X, tol)
     mean = X.mean(axis=0)
-    if copy_x or not X.flags.writeable:
+    xpk = None
+    if (copy_x or not X.flags.writeable) and b.name == "cython":
+        # the centred copy and, for the Lloyd passes, its tile-kernel panels in one pass
+        Xc, xpk = _backend.entry("kmeans", "cython", "center_pack")(X, mean, n_threads)
+    elif copy_x or not X.flags.writeable:
         Xc = X - mean
     else:  # centre in place (X may be the caller's array) and restore it afterwards
         Xc = X
@@ -379,7 +383,8 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
                                        n_threads)
             if verbose:
                 print(f"Initialization complete (run {run + 1} of {n_init})")
-            res = _single(algorithm, Xc, w, centers0, max_iter, tol, verbose, b, n_threads)
+            res = _single(algorithm, Xc, w, centers0, max_iter, tol, verbose, b, n_threads,
+                          xpk)
             if best is None or (res[1] < best[1] and not _same_clustering(res[0], best[0])):
                 best = res
     finally:
@@ -445,10 +450,10 @@ def _new_centers(X, w, centers, sums, weights, labels):
     return sums.astype(X.dtype)
 
 
-def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads):
+def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads, xpk=None):
     n, d = X.shape
     k = centers.shape[0]
-    kern = _Kernels(b, X, w, n_threads)
+    kern = _Kernels(b, X, w, n_threads, xpk)
     labels = np.full(n, -1, dtype=np.int32)
     labels_old = labels.copy()
     sums = np.empty((k, d))
@@ -508,16 +513,16 @@ def _center_half_distances(centers):
 class _Kernels:
     """The kernel entries of one backend for one fit (the CUDA one keeps X on the GPU)."""
 
-    def __init__(self, b, X, w, n_threads):
+    def __init__(self, b, X, w, n_threads, xpk=None):
         self.b, self.X, self.w, self.n_threads = b, X, w, n_threads
         self.device = b.name == "cuda"
-        self.xpk = None
+        self.xpk = xpk
         if self.device:
             from numba import cuda
 
             self.dX = cuda.to_device(X)
             self.dw = cuda.to_device(w)
-        elif b.name == "cython":
+        elif b.name == "cython" and xpk is None:
             # X in the tile kernel's panels, once per fit (None where that kernel is not
             # used): the Lloyd passes then find the labels without a score block
             self.xpk = self.entry("pack_rows")(X, n_threads)

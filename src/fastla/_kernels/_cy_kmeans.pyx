@@ -268,6 +268,41 @@ def pack_rows(const floating[:, ::1] X, int n_threads):
     return out
 
 
+def center_pack(const floating[:, ::1] X, const floating[::1] mean, int n_threads):
+    """(X - mean, pack_rows(X - mean)) in one parallel pass over X: the centred copy
+    (each value the same float subtraction as NumPy's ``X - mean``) and, where the own
+    tile kernel is used, its panels (else None)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
+    cdef Py_ssize_t ch, i0, i, f, m
+    dt = np.float32 if floating is float else np.float64
+    Xc = np.empty((n, d), dtype=dt)
+    xpk = np.empty((n + FASTLA_GEMM_PAD) * d, dtype=dt) if OWN_GEMM and n else None
+    if n == 0:
+        return Xc, xpk
+    cdef floating[:, ::1] xc = Xc
+    cdef floating[::1] pk
+    cdef floating* pkp = NULL
+    if xpk is not None:
+        pk = xpk
+        pkp = &pk[0]
+    cdef const floating* xp = &X[0, 0]
+    cdef const floating* mp = &mean[0]
+    cdef floating* cp = &xc[0, 0]
+    with nogil:
+        for ch in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule='static'):
+            i0 = ch * CHUNK
+            m = min(<Py_ssize_t>CHUNK, n - i0)
+            for i in range(i0, i0 + m):
+                for f in range(d):
+                    cp[i * d + f] = xp[i * d + f] - mp[f]
+            if pkp != NULL:
+                if floating is float:
+                    fastla_gemm_pack_f32(cp + i0 * d, m, d, pkp + i0 * d)
+                else:
+                    fastla_gemm_pack_f64(cp + i0 * d, m, d, pkp + i0 * d)
+    return Xc, xpk
+
+
 def assign_packed(const floating[:, ::1] X, const floating[:, ::1] centers, int[::1] labels,
                   xpk, int n_threads):
     """labels[i] = nearest centre (the Lloyd pass's scores and ties) from ``pack_rows(X)``:
