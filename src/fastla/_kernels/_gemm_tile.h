@@ -69,30 +69,40 @@
 #define FASTLA_GEMM_NV 2
 #define FASTLA_GEMM_PAD (FASTLA_GEMM_NV * FASTLA_VBYTES / 4)
 
+/* a[r][v] (declared by the caller: VF a[MRR][NVV]) = sum over f < d, in feature order,
+ * of panel[f * NR + v * L ...] * rows[(R0 + r) * d + f]: MRR broadcast rows (past NROWS the
+ * last row again) against NVV vectors of a packed panel. Both tile kernels' inner loop:
+ * rows of x against a panel of y (FASTLA_GEMM_ROWS), centres against a panel of points
+ * (FASTLA_GEMM_LABELS_BLOCK). Uses the caller's r, v and ff, and L, NR and d. */
+#define FASTLA_GEMM_ACC(T, VF, MRR, NVV, a, ROWS, R0, NROWS, PANEL)                     \
+    {                                                                                    \
+        const T* br_[MRR];                                                               \
+        _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                               \
+        {                                                                                \
+            br_[r] = (ROWS) + ((R0) + r < (NROWS) ? (R0) + r : (NROWS) - 1) * d;         \
+            _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                             \
+                a[r][v] = (VF){0};                                                       \
+        }                                                                                \
+        for (ff = 0; ff < d; ff++) {                                                     \
+            VF pv_[NVV];                                                                 \
+            _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                             \
+                memcpy(&pv_[v], (PANEL) + ff * NR + v * L, sizeof(VF));                  \
+            _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                           \
+            {                                                                            \
+                const T b_ = br_[r][ff];                                                 \
+                _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                         \
+                    a[r][v] += pv_[v] * b_;                                              \
+            }                                                                            \
+        }                                                                                \
+    }
+
 /* One column panel against every row block of the tile, NVV vectors wide (NV, or 1 for a
  * last panel of at most one vector's columns: no work on the padding). Expanded inside
  * FASTLA_GEMM_TILE's function, whose locals it uses. */
 #define FASTLA_GEMM_ROWS(T, VF, VI, NVV)                                                   \
             for (i = 0; i < mt; i += MR) {                                               \
-                const T* xr[MR];                                                         \
                 VF a[MR][NVV];                                                            \
-                _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                        \
-                {                                                                        \
-                    xr[r] = x + (i + r < mt ? i + r : mt - 1) * d;                       \
-                    _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
-                        a[r][v] = (VF){0};                                               \
-                }                                                                        \
-                for (k = 0; k < d; k++) {                                                \
-                    VF yv[NVV];                                                           \
-                    _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
-                        memcpy(&yv[v], yb + k * NR + v * L, sizeof(VF));                 \
-                    _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                    \
-                    {                                                                    \
-                        const T b = xr[r][k];                                            \
-                        _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                 \
-                            a[r][v] += yv[v] * b;                                        \
-                    }                                                                    \
-                }                                                                        \
+                FASTLA_GEMM_ACC(T, VF, MR, NVV, a, x, i, mt, yb)                          \
                 if (rown) { /* distances: see NAME##_dist */                           \
                     VF vthr = FASTLA_VSET1(T, VF, thr), valpha = FASTLA_VSET1(T, VF, alpha); \
                     VI low = (VI){0};                                                    \
@@ -162,7 +172,7 @@
     {                                                                                    \
         enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
                MR = FASTLA_GEMM_MR };                                                    \
-        ptrdiff_t p, i, k;                                                               \
+        ptrdiff_t p, i, ff;                                                              \
         int r, v;                                                                        \
         for (p = 0; p * NR < nt; p++) {                                                  \
             const T* yb = yp + p * d * NR;                                               \
@@ -193,25 +203,8 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
  * running minimum: expanded inside FASTLA_GEMM_LABELS's function, whose locals it uses. */
 #define FASTLA_GEMM_LABELS_BLOCK(T, VF, VI, MRR)                                         \
     {                                                                                    \
-        const T* cr[MRR];                                                                \
         VF a[MRR][NV];                                                                   \
-        _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                               \
-        {                                                                                \
-            cr[r] = c + (j0 + r < k ? j0 + r : k - 1) * d;                               \
-            _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                              \
-                a[r][v] = (VF){0};                                                       \
-        }                                                                                \
-        for (kk = 0; kk < d; kk++) {                                                     \
-            VF xv[NV];                                                                   \
-            _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                              \
-                memcpy(&xv[v], xb + kk * NR + v * L, sizeof(VF));                        \
-            _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                           \
-            {                                                                            \
-                const T b = cr[r][kk];                                                   \
-                _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                          \
-                    a[r][v] += xv[v] * b;                                                \
-            }                                                                            \
-        }                                                                                \
+        FASTLA_GEMM_ACC(T, VF, MRR, NV, a, c, j0, k, xb)                                 \
         _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                               \
         {                                                                                \
             VF bv;                                                                       \
@@ -244,7 +237,7 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
         const ptrdiff_t pf_bytes = NR * d * (ptrdiff_t)sizeof(T);                        \
         const ptrdiff_t pf_step = ((pf_bytes + 63) / 64 + (k + MR - 1) / MR - 1)         \
                                   / ((k + MR - 1) / MR) * 64;                            \
-        ptrdiff_t p, j0, kk, i, pf_at;                                                   \
+        ptrdiff_t p, j0, ff, i, pf_at;                                                   \
         int r, v, l;                                                                     \
         for (p = lo / NR; p * NR < hi; p++) {                                            \
             const T* xb = xp + p * d * NR;                                               \
