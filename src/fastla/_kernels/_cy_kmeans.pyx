@@ -249,12 +249,17 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
 
 def pack_rows(const floating[:, ::1] X, int n_threads):
     """X in the tile kernel's panels, for ``lloyd_iter``'s ``xpk`` (one copy of X made
-    once per fit); None where the own tile kernel is not used (OWN_GEMM false)."""
+    once per fit); None where the own tile kernel is not used (OWN_GEMM false) or the
+    copy does not fit in memory."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t ch, i0
     if not OWN_GEMM or n == 0:
         return None
-    out = np.empty((n + FASTLA_GEMM_PAD) * d, dtype=np.float32 if floating is float else np.float64)
+    try:  # a copy of X: without the memory for it the passes run on score blocks
+        out = np.empty((n + FASTLA_GEMM_PAD) * d,
+                       dtype=np.float32 if floating is float else np.float64)
+    except MemoryError:
+        return None
     cdef floating[::1] o = out
     cdef const floating* xp = &X[0, 0]
     cdef floating* op = &o[0]
@@ -276,7 +281,12 @@ def center_pack(const floating[:, ::1] X, const floating[::1] mean, int n_thread
     cdef Py_ssize_t ch, i0, i, f, m
     dt = np.float32 if floating is float else np.float64
     Xc = np.empty((n, d), dtype=dt)
-    xpk = np.empty((n + FASTLA_GEMM_PAD) * d, dtype=dt) if OWN_GEMM and n else None
+    xpk = None
+    if OWN_GEMM and n:
+        try:  # without the memory for the panels the passes run on score blocks
+            xpk = np.empty((n + FASTLA_GEMM_PAD) * d, dtype=dt)
+        except MemoryError:
+            pass
     if n == 0:
         return Xc, xpk
     cdef floating[:, ::1] xc = Xc
