@@ -461,3 +461,15 @@ def test_plusplus_blocked_draws_match_searchsorted(dtype):
         out = np.empty(r.shape[0], dtype=np.intp)
         mod.plusplus_sample(closest, w, cumb, r, out)
         np.testing.assert_array_equal(out, np.minimum(np.searchsorted(cum, r), n - 1))
+
+
+def test_column_mean_is_numpys_bitwise(dtype):
+    """The Cython column mean that centres X for the Lloyd passes is X.mean(axis=0)
+    bitwise (scikit-learn centres with it), on every built variant."""
+    rng = np.random.default_rng(4)
+    for shape in ((100_003, 32), (1037, 19), (5, 1)):
+        X = (rng.standard_normal(shape) * 10 + 3).astype(dtype)
+        for mod in built_variants("_cy_kmeans"):
+            m = mod.column_mean(X)
+            assert m.dtype == dtype
+            np.testing.assert_array_equal(m, X.mean(axis=0))

@@ -366,7 +366,8 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
     rs = _v.check_random_state(random_state)
 
     tol = _tolerance(X, tol)
-    mean = X.mean(axis=0)
+    mean = (_backend.entry("kmeans", "cython", "column_mean")(X) if b.name == "cython"
+            else X.mean(axis=0))
     xpk = None
     if (copy_x or not X.flags.writeable) and b.name == "cython":
         # the centred copy and, for the Lloyd passes, its tile-kernel panels in one pass

@@ -273,6 +273,28 @@ def pack_rows(const floating[:, ::1] X, int n_threads):
     return out
 
 
+def column_mean(const floating[:, ::1] X):
+    """X.mean(axis=0), bitwise: NumPy sums an axis-0 reduction of a C-ordered array row
+    after row in the input precision (each column its own sequential sum), then divides
+    by n in that precision; here the columns of a row are added together in vector
+    registers (100,000 x 32 float32: 0.74 against 1.56 ms, at about the rate X is read
+    from memory)."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], i, f
+    out = np.zeros(d, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] s = out
+    cdef const floating* xp
+    if n == 0 or d == 0:  # NumPy's own result (and warning) for empty input
+        return np.asarray(X).mean(axis=0)
+    xp = &X[0, 0]
+    with nogil:
+        for i in range(n):
+            for f in range(d):
+                s[f] = s[f] + xp[i * d + f]
+        for f in range(d):
+            s[f] = s[f] / <floating>n
+    return out
+
+
 def center_pack(const floating[:, ::1] X, const floating[::1] mean, int n_threads):
     """(X - mean, pack_rows(X - mean)) in one parallel pass over X: the centred copy
     (each value the same float subtraction as NumPy's ``X - mean``) and, where the own
