@@ -467,7 +467,7 @@ def test_column_mean_is_numpys_bitwise(dtype):
     """The Cython column mean that centres X for the Lloyd passes is X.mean(axis=0)
     bitwise (scikit-learn centres with it), on every built variant."""
     rng = np.random.default_rng(4)
-    for shape in ((100_003, 32), (1037, 19), (5, 1)):
+    for shape in ((100_003, 32), (1037, 19), (100_003, 2), (100_003, 1), (5, 1)):
         X = (rng.standard_normal(shape) * 10 + 3).astype(dtype)
         for mod in built_variants("_cy_kmeans"):
             m = mod.column_mean(X)

@@ -283,8 +283,8 @@ def column_mean(const floating[:, ::1] X):
     out = np.zeros(d, dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] s = out
     cdef const floating* xp
-    if n == 0 or d == 0:  # NumPy's own result (and warning) for empty input
-        return np.asarray(X).mean(axis=0)
+    if n == 0 or d <= 1:  # NumPy's own result: empty input, or one contiguous column
+        return np.asarray(X).mean(axis=0)  # (summed pairwise there)
     xp = &X[0, 0]
     with nogil:
         for i in range(n):
