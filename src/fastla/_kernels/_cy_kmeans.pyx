@@ -49,15 +49,33 @@ include "_cdecl.pxi"
 OWN_GEMM = bool(FASTLA_GEMM_OWN)
 
 
+cdef inline void _pack(const floating* a, Py_ssize_t m, Py_ssize_t d,
+                       floating* ap) noexcept nogil:
+    """m rows of a (m, d) into the tile kernel's panels (_gemm_tile.h)."""
+    if floating is float:
+        fastla_gemm_pack_f32(a, m, d, ap)
+    else:
+        fastla_gemm_pack_f64(a, m, d, ap)
+
+
 cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
     """The centres in the tile kernel's panels (NULL if out of memory: BLAS path)."""
     cdef floating* cpk = <floating*>malloc((k + FASTLA_GEMM_PAD) * d * sizeof(floating))
     if cpk != NULL:
-        if floating is float:
-            fastla_gemm_pack_f32(c, k, d, cpk)
-        else:
-            fastla_gemm_pack_f64(c, k, d, cpk)
+        _pack(c, k, d, cpk)
     return cpk
+
+
+def _panels(Py_ssize_t n, Py_ssize_t d, dtype):
+    """An empty array for the panels of n rows of d values (``pack_rows``), or None where
+    the own tile kernel is not used (OWN_GEMM false), n is 0, or the copy does not fit in
+    memory (the Lloyd passes then run on score blocks)."""
+    if not OWN_GEMM or n == 0:
+        return None
+    try:
+        return np.empty((n + FASTLA_GEMM_PAD) * d, dtype=dtype)
+    except MemoryError:
+        return None
 
 
 cdef inline void _scores(const floating* x, const floating* c, const floating* cnorm,
@@ -249,16 +267,11 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
 
 def pack_rows(const floating[:, ::1] X, int n_threads):
     """X in the tile kernel's panels, for ``lloyd_iter``'s ``xpk`` (one copy of X made
-    once per fit); None where the own tile kernel is not used (OWN_GEMM false) or the
-    copy does not fit in memory."""
+    once per fit), or None (see ``_panels``)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t ch, i0
-    if not OWN_GEMM or n == 0:
-        return None
-    try:  # a copy of X: without the memory for it the passes run on score blocks
-        out = np.empty((n + FASTLA_GEMM_PAD) * d,
-                       dtype=np.float32 if floating is float else np.float64)
-    except MemoryError:
+    out = _panels(n, d, np.float32 if floating is float else np.float64)
+    if out is None:
         return None
     cdef floating[::1] o = out
     cdef const floating* xp = &X[0, 0]
@@ -266,10 +279,7 @@ def pack_rows(const floating[:, ::1] X, int n_threads):
     with nogil:
         for ch in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule='static'):
             i0 = ch * CHUNK
-            if floating is float:
-                fastla_gemm_pack_f32(xp + i0 * d, min(<Py_ssize_t>CHUNK, n - i0), d, op + i0 * d)
-            else:
-                fastla_gemm_pack_f64(xp + i0 * d, min(<Py_ssize_t>CHUNK, n - i0), d, op + i0 * d)
+            _pack(xp + i0 * d, min(<Py_ssize_t>CHUNK, n - i0), d, op + i0 * d)
     return out
 
 
@@ -295,20 +305,16 @@ def column_mean(const floating[:, ::1] X):
     return out
 
 
-def center_pack(const floating[:, ::1] X, const floating[::1] mean, int n_threads):
-    """(X - mean, pack_rows(X - mean)) in one parallel pass over X: the centred copy
-    (each value the same float subtraction as NumPy's ``X - mean``) and, where the own
-    tile kernel is used, its panels (else None)."""
+def center_pack(const floating[:, ::1] X, const floating[::1] mean, bint pack,
+                int n_threads):
+    """(X - mean, its panels) in one parallel pass over X: the centred copy (each value
+    the same float subtraction as NumPy's ``X - mean``) and, if ``pack``, what
+    ``pack_rows`` would make of it (else, or where ``_panels`` gives none, None)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t ch, i0, i, f, m
     dt = np.float32 if floating is float else np.float64
     Xc = np.empty((n, d), dtype=dt)
-    xpk = None
-    if OWN_GEMM and n:
-        try:  # without the memory for the panels the passes run on score blocks
-            xpk = np.empty((n + FASTLA_GEMM_PAD) * d, dtype=dt)
-        except MemoryError:
-            pass
+    xpk = _panels(n, d, dt) if pack else None
     if n == 0:
         return Xc, xpk
     cdef floating[:, ::1] xc = Xc
@@ -328,10 +334,7 @@ def center_pack(const floating[:, ::1] X, const floating[::1] mean, int n_thread
                 for f in range(d):
                     cp[i * d + f] = xp[i * d + f] - mp[f]
             if pkp != NULL:
-                if floating is float:
-                    fastla_gemm_pack_f32(cp + i0 * d, m, d, pkp + i0 * d)
-                else:
-                    fastla_gemm_pack_f64(cp + i0 * d, m, d, pkp + i0 * d)
+                _pack(cp + i0 * d, m, d, pkp + i0 * d)
     return Xc, xpk
 
 
