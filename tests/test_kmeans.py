@@ -419,9 +419,12 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
                 mod.assign_packed(X, C, lab4, xpk, 2)
                 np.testing.assert_array_equal(lab4, labels)
             mean = X.mean(axis=0)
-            Xc, xpk_c = mod.center_pack(X, mean, 2)
+            Xc, xpk_c = mod.center_pack(X, mean, True, 2)
             np.testing.assert_array_equal(Xc, X - mean)
             assert (xpk_c is None) == (not own)
+            Xc2, none = mod.center_pack(X, mean, False, 2)
+            np.testing.assert_array_equal(Xc2, Xc)
+            assert none is None
             if own:
                 full = len(X) // 32 * 32 * X.shape[1]   # whole panels (the rest: padding)
                 np.testing.assert_array_equal(xpk_c[:full], mod.pack_rows(Xc, 2)[:full])

@@ -174,6 +174,15 @@ def entry(op, backend, attr):
     return _load(op, backend, attr)
 
 
+def optional_entry(op, backend, attr):
+    """:func:`entry`, or None where that backend's kernel module has no such entry (a
+    faster form that only some backends provide; the caller keeps its general path)."""
+    try:
+        return _load(op, backend, attr)
+    except AttributeError:
+        return None
+
+
 def _unavailable(op, name, reason):
     avail = available_backends(op)
     return BackendError(

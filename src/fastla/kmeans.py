@@ -242,12 +242,11 @@ def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
     # candidates are drawn from: over all rows (cum, one sequential pass), or where the
     # backend has the blocked form, over blocks of rows (sums in parallel) with the
     # draw finishing inside one block (the same draws up to the rounding of the sums)
-    try:
-        upd_blocks = _backend.entry("kmeans_plusplus", b.name, "plusplus_update_blocks")
+    upd_blocks = _backend.optional_entry("kmeans_plusplus", b.name, "plusplus_update_blocks")
+    if upd_blocks is not None:
         sample = _backend.entry("kmeans_plusplus", b.name, "plusplus_sample")
         bsum = np.empty(-(-n // CHUNK))  # the kernels' blocks: CHUNK rows
-    except AttributeError:
-        upd_blocks = None
+    else:
         update = _backend.entry("kmeans_plusplus", b.name, "plusplus_update")
         cum = np.empty(n)
 
@@ -366,17 +365,23 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
     rs = _v.check_random_state(random_state)
 
     tol = _tolerance(X, tol)
-    mean = (_backend.entry("kmeans", "cython", "column_mean")(X) if b.name == "cython"
-            else X.mean(axis=0))
+    column_mean = _backend.optional_entry("kmeans", b.name, "column_mean")
+    mean = column_mean(X) if column_mean is not None else X.mean(axis=0)
+    # the backend's centring with, for Lloyd, X's tile-kernel panels (xpk) where it has
+    # them: the passes then find the labels without a score block
+    center_pack = _backend.optional_entry("kmeans", b.name, "center_pack")
+    pack_rows = _backend.optional_entry("kmeans", b.name, "pack_rows")
+    lloyd = algorithm == "lloyd"
     xpk = None
-    if (copy_x or not X.flags.writeable) and b.name == "cython":
-        # the centred copy and, for the Lloyd passes, its tile-kernel panels in one pass
-        Xc, xpk = _backend.entry("kmeans", "cython", "center_pack")(X, mean, n_threads)
+    if (copy_x or not X.flags.writeable) and center_pack is not None:
+        Xc, xpk = center_pack(X, mean, lloyd, n_threads)
     elif copy_x or not X.flags.writeable:
         Xc = X - mean
     else:  # centre in place (X may be the caller's array) and restore it afterwards
         Xc = X
         Xc -= mean
+    if xpk is None and lloyd and pack_rows is not None:
+        xpk = pack_rows(Xc, n_threads)
     try:
         best = None
         for run in range(n_init):
@@ -515,6 +520,8 @@ class _Kernels:
     """The kernel entries of one backend for one fit (the CUDA one keeps X on the GPU)."""
 
     def __init__(self, b, X, w, n_threads, xpk=None):
+        """``xpk``: X's panels for the Lloyd passes and the last labels (``pack_rows``,
+        made once per fit by ``kmeans``), or None."""
         self.b, self.X, self.w, self.n_threads = b, X, w, n_threads
         self.device = b.name == "cuda"
         self.xpk = xpk
@@ -523,10 +530,6 @@ class _Kernels:
 
             self.dX = cuda.to_device(X)
             self.dw = cuda.to_device(w)
-        elif b.name == "cython" and xpk is None:
-            # X in the tile kernel's panels, once per fit (None where that kernel is not
-            # used): the Lloyd passes then find the labels without a score block
-            self.xpk = self.entry("pack_rows")(X, n_threads)
 
     def entry(self, attr):
         return _backend.entry("kmeans", self.b.name, attr)
