@@ -48,10 +48,10 @@ EXTENSIONS = {
 }
 
 # C headers the kernels include (rebuild triggers; shipped in the sdist)
-# (and _cdecl.pxi, their shared Cython declarations)
+# (and _cdecl.pxi, _gemm_tile.pxi: their shared Cython declarations)
 HEADERS = [os.path.join(KDIR, h) for h in ("_vec.h", "_kmeans_vec.h", "_stream.h", "_direct.h",
                                            "_gemm_tile.h", "_mf_vec.h", "_conv_vec.h",
-                                           "_cdecl.pxi")]
+                                           "_cdecl.pxi", "_gemm_tile.pxi")]
 
 # ISA variants for x86-64. "base" is the manylinux baseline (SSE2); v3 is AVX2+FMA
 # (Haswell, Zen 1 and later); v4 is AVX-512 F/BW/CD/DQ/VL (Skylake-X, Zen 4).

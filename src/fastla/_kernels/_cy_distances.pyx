@@ -47,6 +47,7 @@ STREAM_BYTES = 32 << 20
 
 
 include "_cdecl.pxi"
+include "_gemm_tile.pxi"
 
 # The tiles' GEMM: fastla's own register-blocked kernel (_gemm_tile.h) on the AVX-512
 # build, where it beats a BLAS call per tile (no packing of x, no call overhead; same
@@ -78,14 +79,6 @@ cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt
     else:
         dgemm(&ta, &tb, &nt, &mt, &d, &one_d, <double*>y, &d, <double*>x, &d, &zero_d,
               <double*>c, &ldc)
-
-
-cdef inline void _pack(const floating* y, Py_ssize_t nt, Py_ssize_t d,
-                       floating* yp) noexcept nogil:
-    if floating is float:
-        fastla_gemm_pack_f32(y, nt, d, yp)
-    else:
-        fastla_gemm_pack_f64(y, nt, d, yp)
 
 
 cdef inline void _gemm_dist(const floating* x, Py_ssize_t mt, Py_ssize_t d,

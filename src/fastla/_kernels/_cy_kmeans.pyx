@@ -41,21 +41,13 @@ DEF PAD = 8       # doubles per cache line: group buffers start on their own lin
 
 
 include "_cdecl.pxi"
+include "_gemm_tile.pxi"
 
 # The chunks' GEMM: the distance engine's register-blocked tile kernel (_gemm_tile.h) on
 # the AVX-512 build (centres packed once per pass), else single-threaded BLAS. Same
 # scores either way (sums in feature order, then -2 s + ||c||^2 rounded once). A module
 # global so that tests can run both paths.
 OWN_GEMM = bool(FASTLA_GEMM_OWN)
-
-
-cdef inline void _pack(const floating* a, Py_ssize_t m, Py_ssize_t d,
-                       floating* ap) noexcept nogil:
-    """m rows of a (m, d) into the tile kernel's panels (_gemm_tile.h)."""
-    if floating is float:
-        fastla_gemm_pack_f32(a, m, d, ap)
-    else:
-        fastla_gemm_pack_f64(a, m, d, ap)
 
 
 cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
