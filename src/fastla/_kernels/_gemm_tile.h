@@ -16,8 +16,13 @@
  *   NR) values): e = fma(-2, x[i] . y[j], xn[i] + yn[j]), clamped at zero, square-rooted
  *   if root, written to c; low_rows[i] = 1 (never reset to 0) for each row i where some e
  *   fell under thr (xn[i] + yn[j]) before the clamp (and possibly for the other rows of
- *   its register block), so that the caller can recompute those cancelled entries exactly. The finished distances leave the registers once: no tile
- *   buffer, no second pass.
+ *   its register block), so that the caller can recompute those cancelled entries exactly.
+ *   The finished distances leave the registers once: no tile buffer, no second pass.
+ *   Each register block first asks for the output lines of the next one (a read
+ *   prefetch: a plain store waits on its line's read, and the next block's reads then
+ *   overlap this block's arithmetic). In one-process A/B runs on 5000 x 5000 x 64
+ *   (/tmp script, not kept), euclidean float64 went 48.3 -> 47.5 ms into fresh outputs
+ *   and 43.4 -> 42.5 ms into out=, squared float32 25.2 -> 24.0 and 22.7 -> 21.9 ms.
  *
  * fastla_gemm_labels_<f32|f64>(xp, d, c, cb, k, lo, hi, labels, xrows): k-means labels of rows
  *   lo..hi-1 of an X (n, d) packed whole by fastla_gemm_pack (xp: round_up(n, NR) rows):
@@ -102,6 +107,14 @@
 #define FASTLA_GEMM_ROWS(T, VF, VI, NVV)                                                   \
             for (i = 0; i < mt; i += MR) {                                               \
                 VF a[MR][NVV];                                                            \
+                if (rown) /* the next block's output lines, ahead of its stores */        \
+                    _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                     \
+                    {                                                                    \
+                        const char* q_ = (const char*)(c + (i + MR + r < mt ? i + MR + r : mt - 1) * ldc \
+                                                       + p * NR);                        \
+                        __builtin_prefetch(q_);                                          \
+                        __builtin_prefetch(q_ + NR * sizeof(T) - 1);                     \
+                    }                                                                    \
                 FASTLA_GEMM_ACC(T, VF, MR, NVV, a, x, i, mt, yb)                          \
                 if (rown) { /* distances: see NAME##_dist */                           \
                     VF vthr = FASTLA_VSET1(T, VF, thr), valpha = FASTLA_VSET1(T, VF, alpha); \
