@@ -375,6 +375,23 @@ def test_own_tile_gemm_matches_blas(monkeypatch, dtype, metric):
         np.testing.assert_array_equal(got[True][1][1], got[False][1][1])
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_centred_copies_are_numpys(n_threads):
+    """The float32 engine's centred copies: bitwise (X - X.mean(axis=0, float64)) in float32,
+    for X and for Y, whatever the thread count (and Y itself when it is X)."""
+    rng = np.random.default_rng(5)
+    X = (rng.standard_normal((1003, 41)) * 3 + 7).astype(np.float32)
+    Y = (rng.standard_normal((517, 41)) * 2 - 1).astype(np.float32)
+    mu = X.mean(axis=0, dtype=np.float64)
+    for mod in built_variants("_cy_distances"):
+        Xc, Yc = mod._centred(X, Y, 0, False, n_threads)
+        np.testing.assert_array_equal(Xc, (X - mu).astype(np.float32))
+        np.testing.assert_array_equal(Yc, (Y - mu).astype(np.float32))
+        Xs, Ys = mod._centred(X, X, 1, True, n_threads)
+        assert Ys is Xs
+        np.testing.assert_array_equal(Xs, (X - mu).astype(np.float32))
+
+
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
 def test_cancelled_entries_recomputed_every_path(monkeypatch, dtype, metric):
     """Near-duplicate points far from the origin: their GEMM-trick distances are pure

@@ -639,15 +639,40 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
         free(yy)
 
 
-def _centred(X, Y, int metric, bint same):
+def _centred(X, Y, int metric, bint same, int n_threads):
     """float32 GEMM-trick metrics run on mean-centred copies: smaller norms, so far fewer
-    entries need the exact recomputation (which still reads the original data)."""
+    entries need the exact recomputation (which still reads the original data). The
+    values are bitwise NumPy's ``(X - X.mean(axis=0, dtype=np.float64)).astype(np.float32)``
+    (the mean summed row after row, as NumPy reduces axis 0 of a C-ordered array), made
+    in one parallel pass per array instead of three NumPy passes and two float64
+    temporaries (5000 x 64 twice: 0.6 ms before)."""
     if X.dtype != np.float32 or metric not in (SQEUCLIDEAN, EUCLIDEAN, RBF) \
             or not uses_gemm(metric, X.shape[1]) or X.shape[0] == 0 or Y.shape[0] == 0:
         return X, Y
-    mu = X.mean(axis=0, dtype=np.float64)
-    Xc = (X - mu).astype(np.float32)
-    return Xc, (Xc if same else (Y - mu).astype(np.float32))
+    cdef const float[:, ::1] xv = X
+    cdef Py_ssize_t m = X.shape[0], d = X.shape[1], i, f
+    cdef double[::1] mu = np.zeros(d)
+    with nogil:
+        for i in range(m):
+            for f in range(d):
+                mu[f] += xv[i, f]
+        for f in range(d):
+            mu[f] /= m
+    Xc = _minus(X, mu, n_threads)
+    return Xc, (Xc if same else _minus(Y, mu, n_threads))
+
+
+cdef _minus(A, const double[::1] mu, int n_threads):
+    """float32(A - mu) row by row (A float32 (n, d), mu float64 (d,))."""
+    cdef const float[:, ::1] av = A
+    cdef Py_ssize_t n = A.shape[0], d = A.shape[1], i, f
+    out = np.empty((n, d), dtype=np.float32)
+    cdef float[:, ::1] ov = out
+    with nogil:
+        for i in prange(n, num_threads=n_threads, schedule='static'):
+            for f in range(d):
+                ov[i, f] = <float>(<double>av[i, f] - mu[f])
+    return out
 
 
 def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
@@ -655,7 +680,7 @@ def pairwise_distances(X, Y, out, int metric, double p, double gamma, bint same,
     """Kernel entry: fills and returns ``out`` (m, n). The tiles' GEMM is the own tile
     kernel (OWN_GEMM) or BLAS pinned to one thread per tile. The direct kernels write
     outputs of STREAM_BYTES or more with streaming stores (see _pairwise)."""
-    Xc, Yc = _centred(X, Y, metric, same)
+    Xc, Yc = _centred(X, Y, metric, same, n_threads)
     own = OWN_GEMM
     with blas_pinned(not own):
         l1x, l1y = _l1_sums(X, Y, metric, same, n_threads)
@@ -669,7 +694,7 @@ def nearest_neighbors(X, Y, int k, int metric, double p, bint same, int n_thread
     m = X.shape[0]
     dist = np.empty((m, k), dtype=X.dtype)
     idx = np.empty((m, k), dtype=np.intp)
-    Xc, Yc = _centred(X, Y, metric, same)
+    Xc, Yc = _centred(X, Y, metric, same, n_threads)
     own = OWN_GEMM
     with blas_pinned(not own):
         l1x, l1y = _l1_sums(X, Y, metric, same, n_threads)
