@@ -388,14 +388,16 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
         if xpv.shape[0] < (n + FASTLA_GEMM_PAD) * d:
             raise ValueError("xpk is not pack_rows(X)")
         xpkp = &xpv[0]
-    if OWN_GEMM:
+    if OWN_GEMM and xpkp == NULL:  # (the labels kernel reads the centres' rows)
         cpk = _packed_centres(cp, k, d)
     try:
-        with blas_pinned(cpk == NULL):
+        with blas_pinned(cpk == NULL and xpkp == NULL):
           with nogil:
             _center_norms(cp, k, d, cnorm)
             with parallel(num_threads=n_threads):
-                buf = <floating*>malloc(CHUNK * k * sizeof(floating))
+                # score blocks only without the panels (256 x k: a fresh mapping of
+                # 256 KiB per thread and pass at k = 256 otherwise)
+                buf = <floating*>malloc(CHUNK * k * sizeof(floating)) if xpkp == NULL else NULL
                 for g in prange(n_groups, schedule='dynamic'):
                     memset(gbuf + g * stride, 0, stride * sizeof(double))
                     _lloyd_group(xp, wp, cp, cnorm, g * n // n_groups,
