@@ -384,16 +384,17 @@ def test_plusplus_update_is_numpys_cumsum_bitwise(backend, dtype):
     np.testing.assert_array_equal(cum, np.cumsum(w.astype(np.float64) * row))
 
 
-@pytest.mark.parametrize("k", [3, 5, 12, 37, 100])
-def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k):
+@pytest.mark.parametrize("k,d", [(3, 19), (5, 19), (12, 19), (37, 19), (100, 19), (12, 300)])
+def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k, d):
     """The assignment's chunk GEMM is the tile kernel (_gemm_tile.h, centres packed once)
     on the AVX-512 build and BLAS elsewhere, and the Lloyd pass on a packed X
     (pack_rows) takes its labels from fastla_gemm_labels: on every built variant all
     give the same labels, distances and Lloyd sums (odd n and d, groups that start
     inside a panel of points, k under one panel and over several, centre blocks whole,
-    half and clamped)."""
+    half and clamped; at d = 300 the packed pass labels each group in two runs of rows,
+    SUMS_BYTES apart)."""
     rng = np.random.default_rng(k)
-    X = rng.standard_normal((1037, 19)).astype(dtype)
+    X = rng.standard_normal((1037, d)).astype(dtype)
     C = np.ascontiguousarray(X[rng.choice(len(X), k, replace=False)])
     w = rng.uniform(0.5, 2.0, len(X)).astype(dtype)
     d2 = ((X[:, None, :].astype(np.float64) - C[None, :, :]) ** 2).sum(-1)
