@@ -160,3 +160,24 @@ def test_check_random_state():
     assert v.check_random_state(rs) is rs
     with pytest.raises(ValueError):
         v.check_random_state("seed")
+
+
+@pytest.mark.parametrize("shape,dtype", [((3, 5), np.float64), ((1000, 333), np.float32),
+                                         ((7,), np.uint8), ((2, 0), np.float64)])
+def test_empty_output_placement(shape, dtype):
+    """Fresh outputs start on a cache line, or 2 KiB from a given array modulo 4 KiB,
+    and lie wholly inside their buffer (a write to every element must not fault)."""
+    out = v.empty_output(shape, dtype)
+    assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous
+    if out.size:
+        assert out.ctypes.data % 64 == 0
+        base = out.base
+        while base.base is not None:
+            base = base.base
+        assert out.ctypes.data + out.nbytes <= base.ctypes.data + base.nbytes
+        out[...] = 1
+    img = np.empty((64, 64), np.float32)
+    near = v.empty_output(shape, dtype, apart_from=img)
+    if near.size:
+        assert (near.ctypes.data - (img.ctypes.data & ~63)) % 4096 == 2048
+        near[...] = 1

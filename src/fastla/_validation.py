@@ -266,7 +266,8 @@ def empty_output(shape, dtype, *, apart_from=None):
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if nbytes == 0:  # nothing to place (and NumPy's own strides for empty arrays)
         return np.empty(shape, dtype=dtype)
-    raw = np.empty(nbytes + 4096 + 64, dtype=np.uint8)
+    # room for the shift to the chosen offset: under 4 KiB, or under one cache line
+    raw = np.empty(nbytes + (4096 if apart_from is not None else 64), dtype=np.uint8)
     addr = raw.ctypes.data
     if apart_from is not None:
         target = ((apart_from.ctypes.data & ~63) + 2048) % 4096
