@@ -21,8 +21,8 @@
  *   Each register block first asks for the output lines of the next one (a read
  *   prefetch: a plain store waits on its line's read, and the next block's reads then
  *   overlap this block's arithmetic). In one-process A/B runs on 5000 x 5000 x 64
- *   (/tmp script, not kept), euclidean float64 went 48.3 -> 47.5 ms into fresh outputs
- *   and 43.4 -> 42.5 ms into out=, squared float32 25.2 -> 24.0 and 22.7 -> 21.9 ms.
+ *   (docs/performance.md, ninth series), euclidean float64 went 48.3 -> 47.5 ms into fresh
+ *   outputs and 43.4 -> 42.5 ms into out=, squared float32 25.2 -> 24.0 and 22.7 -> 21.9 ms.
  *
  * fastla_gemm_labels_<f32|f64>(xp, d, c, cb, k, lo, hi, labels, xrows): k-means labels of rows
  *   lo..hi-1 of an X (n, d) packed whole by fastla_gemm_pack (xp: round_up(n, NR) rows):
