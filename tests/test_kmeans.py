@@ -7,7 +7,7 @@ import fastla
 from conftest import built_variants, op_backend
 from fastla import _backend
 from fastla._kernels import _naive
-from fastla.kmeans import _minibatch_step
+from fastla.kmeans import _center_half_distances, _minibatch_step
 
 sklearn_cluster = pytest.importorskip("sklearn.cluster")
 
@@ -104,6 +104,43 @@ def test_lloyd_iter_sums_match_naive(backend, dtype):
     np.testing.assert_allclose(sums, rs, rtol=1e-6 if dtype == np.float32 else 1e-12,
                                atol=1e-6)
     np.testing.assert_allclose(weights, rw, rtol=1e-6)
+
+
+def test_passes_count_changed_labels(backend, dtype):
+    """lloyd_iter and elkan_iter return how many labels they changed (kmeans' strict
+    convergence test, in place of comparing with a copy of the old labels)."""
+    op_backend("kmeans", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=3)
+    w = np.ones(n, dtype)
+    C = np.ascontiguousarray(X[:k])
+    kern = _kernels(backend)
+    sums, weights = np.empty((k, d)), np.empty(k)
+    ref = np.empty(n, np.int32)
+    _naive.lloyd_iter(X.astype(np.float64), w.astype(np.float64), C.astype(np.float64),
+                      sums, weights, ref, 1, 1)
+    old = ref.copy()
+    old[::3] = (old[::3] + 1) % k
+    old[1::7] = -1
+    labels = old.copy()
+    changed = kern("lloyd_iter")(X, w, C, sums, weights, labels, 3, 2)
+    np.testing.assert_array_equal(labels, ref)
+    assert changed == np.count_nonzero(ref != old) > 0
+    assert kern("lloyd_iter")(X, w, C, sums, weights, labels, 3, 2) == 0
+    if backend == "cuda":
+        return
+    # Elkan: bounds from the first centres, one pass against moved ones
+    chd, dnext = _center_half_distances(C)
+    upper, lower, lab = np.zeros(n), np.zeros((n, k)), np.full(n, -1, np.int32)
+    kern("elkan_init")(X, C, chd, lab, upper, lower, 2)
+    C2 = (C + 0.3 * (X[k:2 * k] - C)).astype(dtype)
+    shift = np.sqrt(((C2.astype(np.float64) - C) ** 2).sum(axis=1))
+    upper += shift[lab]
+    lower = np.maximum(lower - shift, 0.0)
+    chd, dnext = _center_half_distances(C2)
+    before = lab.copy()
+    changed = kern("elkan_iter")(X, w, C2, sums, weights, chd, dnext, upper, lower, lab, 3, 2)
+    assert changed == np.count_nonzero(lab != before)
 
 
 @pytest.mark.parametrize("t", [1, 7, 11])
@@ -411,8 +448,10 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k, d):
             xpk = mod.pack_rows(X, 2)
             assert (xpk is None) == (not own)
             if own:
-                s3, w3, lab3 = np.empty_like(sums), np.empty_like(weights), np.empty_like(labels)
-                mod.lloyd_iter(X, w, C, s3, w3, lab3, 3, 2, xpk)
+                s3, w3, lab3 = np.empty_like(sums), np.empty_like(weights), labels.copy()
+                lab3[::5] = -1
+                changed = mod.lloyd_iter(X, w, C, s3, w3, lab3, 3, 2, xpk)
+                assert changed == len(lab3[::5])  # (the changed-label count)
                 np.testing.assert_array_equal(lab3, labels)
                 np.testing.assert_array_equal(s3, sums)
                 np.testing.assert_array_equal(w3, weights)

@@ -461,7 +461,6 @@ def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads, xpk=
     k = centers.shape[0]
     kern = _Kernels(b, X, w, n_threads, xpk)
     labels = np.full(n, -1, dtype=np.int32)
-    labels_old = labels.copy()
     sums = np.empty((k, d))
     weights = np.empty(k)
     groups = n_groups(n, k, d)
@@ -474,11 +473,12 @@ def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads, xpk=
         kern.entry("elkan_init")(X, centers, chd, labels, upper, lower, n_threads)
     strict = False
     for it in range(max_iter):
+        # (each pass returns how many labels it changed: no copy of the old ones)
         if algorithm == "elkan":
-            kern.entry("elkan_iter")(X, w, centers, sums, weights, chd, dnext, upper, lower,
-                                     labels, groups, n_threads)
+            changed = kern.entry("elkan_iter")(X, w, centers, sums, weights, chd, dnext,
+                                               upper, lower, labels, groups, n_threads)
         else:
-            kern.lloyd(centers, sums, weights, labels, groups)
+            changed = kern.lloyd(centers, sums, weights, labels, groups)
         new = _new_centers(X, w, centers, sums, weights, labels)
         shift = np.sqrt(((new.astype(np.float64) - centers) ** 2).sum(axis=1))
         if verbose:
@@ -489,7 +489,9 @@ def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads, xpk=
             np.maximum(lower, 0.0, out=lower)
             chd, dnext = _center_half_distances(new)
         centers = new
-        if np.array_equal(labels, labels_old):
+        # scikit-learn's first pass compares with -1s, never equal; here Elkan's first
+        # counts against elkan_init's labels
+        if changed == 0 and it > 0:
             strict = True
             if verbose:
                 print(f"Converged at iteration {it}: strict convergence.")
@@ -500,7 +502,6 @@ def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads, xpk=
                 print(f"Converged at iteration {it}: center shift {total:.6g} within "
                       f"tolerance {tol:.6g}.")
             break
-        labels_old[:] = labels
     if not strict:
         kern.assign(centers, labels)
     return labels, kern.inertia(centers, labels), centers, it + 1
@@ -530,28 +531,31 @@ class _Kernels:
 
             self.dX = cuda.to_device(X)
             self.dw = cuda.to_device(w)
+            self.dl = None  # the labels on the device, from the first pass on
 
     def entry(self, attr):
         return _backend.entry("kmeans", self.b.name, attr)
 
     def lloyd(self, centers, sums, weights, labels, groups):
+        """One Lloyd pass into labels, sums and weights; returns how many labels changed."""
         if self.device:
             from numba import cuda
 
-            dl = cuda.device_array(labels.shape[0], dtype=np.int32)
+            if self.dl is None:
+                self.dl = cuda.to_device(labels)
             ds = cuda.device_array(sums.shape)
             dwt = cuda.device_array(weights.shape)
-            self.b.kernel(self.dX, self.dw, cuda.to_device(centers), ds, dwt, dl, groups,
-                          self.n_threads)
-            dl.copy_to_host(labels)
+            changed = self.b.kernel(self.dX, self.dw, cuda.to_device(centers), ds, dwt,
+                                    self.dl, groups, self.n_threads)
+            self.dl.copy_to_host(labels)
             ds.copy_to_host(sums)
             dwt.copy_to_host(weights)
-        elif self.xpk is not None:
-            self.b.kernel(self.X, self.w, centers, sums, weights, labels, groups,
-                          self.n_threads, self.xpk)
-        else:
-            self.b.kernel(self.X, self.w, centers, sums, weights, labels, groups,
-                          self.n_threads)
+            return changed
+        if self.xpk is not None:
+            return self.b.kernel(self.X, self.w, centers, sums, weights, labels, groups,
+                                 self.n_threads, self.xpk)
+        return self.b.kernel(self.X, self.w, centers, sums, weights, labels, groups,
+                             self.n_threads)
 
     def assign(self, centers, labels):
         if self.device:

@@ -56,7 +56,7 @@ def _assign_kernel(dtype):
     dt = from_dtype(np.dtype(dtype))
 
     @cuda.jit
-    def kernel(X, C, cn, labels, sq_dist, want_sq):
+    def kernel(X, C, cn, labels, sq_dist, want_sq, changed, count):
         sc = cuda.shared.array((CT, FT), dtype=dt)
         acc = cuda.local.array(CT, dtype=dt)
         tid = cuda.threadIdx.x
@@ -89,6 +89,8 @@ def _assign_kernel(dtype):
                     best = v
                     lab = c0 + cc
         if i < n:
+            if count and labels[i] != lab:
+                cuda.atomic.add(changed, 0, 1)
             labels[i] = lab
             if want_sq:
                 sq_dist[i] = _sqdist(X, i, C, lab)
@@ -146,12 +148,17 @@ def _blocks(m, tpb):
     return max(1, (m + tpb - 1) // tpb)
 
 
-def _assign(dX, dC, dlabels, dsq, want_sq):
+def _assign(dX, dC, dlabels, dsq, want_sq, count=False):
+    """Labels (and squared distances); with ``count``, returns how many labels changed
+    (dlabels then holds the previous labels on entry)."""
     k = dC.shape[0]
     cn = cuda.device_array(k, dtype=dC.dtype)
     _norms_kernel[_blocks(k, TPB), TPB](dC, cn)
     kernel = _assign_kernel(np.dtype(dX.dtype).name)
-    kernel[_blocks(dX.shape[0], TPB), TPB](dX, dC, cn, dlabels, dsq, want_sq)
+    changed = cuda.to_device(np.zeros(1, dtype=np.int64))
+    kernel[_blocks(dX.shape[0], TPB), TPB](dX, dC, cn, dlabels, dsq, want_sq, changed,
+                                           count)
+    return int(changed.copy_to_host()[0]) if count else None
 
 
 def kmeans_assign(X, centers, labels, sq_dist, n_threads):
@@ -170,16 +177,20 @@ def kmeans_assign(X, centers, labels, sq_dist, n_threads):
 
 def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads):
     """Labels against ``centers``; sums[c] = sum w x, weights[c] = sum w over the rows
-    labelled c (float64 atomics: not bitwise reproducible; n_groups is ignored)."""
+    labelled c (float64 atomics: not bitwise reproducible; n_groups is ignored).
+    Returns how many labels changed."""
     dX = _to_device(X)[0]
     dw = _to_device(sample_weight)[0]
     dC = _to_device(centers)[0]
-    dlabels, hlabels = _output(labels)
+    if isinstance(labels, np.ndarray):  # (the old labels go in: the count needs them)
+        dlabels, hlabels = cuda.to_device(labels), labels
+    else:
+        dlabels, hlabels = labels, None
     dsums, hsums = _output(sums)
     dweights, hweights = _output(weights)
     n, d = dX.shape
     k = dC.shape[0]
-    _assign(dX, dC, dlabels, cuda.device_array(1, dtype=dX.dtype), False)
+    changed = _assign(dX, dC, dlabels, cuda.device_array(1, dtype=dX.dtype), False, True)
     tb = 4 if _cuda.simulator_enabled() else 16
     _zero_kernel[(_blocks(k, tb), _blocks(d, tb)), (tb, tb)](dsums, dweights)
     _accumulate_kernel[(_blocks(n, tb), _blocks(d, tb)), (tb, tb)](dX, dw, dlabels, dsums,
@@ -187,6 +198,7 @@ def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_thr
     for dev, host in ((dlabels, hlabels), (dsums, hsums), (dweights, hweights)):
         if host is not None:
             dev.copy_to_host(host)
+    return changed
 
 
 def inertia(X, sample_weight, centers, labels, n_threads):

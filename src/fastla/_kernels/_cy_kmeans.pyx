@@ -191,26 +191,29 @@ cdef void _merge_groups(const double* gbuf, Py_ssize_t n_groups, Py_ssize_t k,
             weights[j] += b[k * d + j]
 
 
-cdef inline void _labels(const floating* xpk, Py_ssize_t d, const floating* c,
-                         const floating* cnorm, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
-                         int* labels, const floating* xrows) noexcept nogil:
+cdef inline Py_ssize_t _labels(const floating* xpk, Py_ssize_t d, const floating* c,
+                               const floating* cnorm, Py_ssize_t k, Py_ssize_t lo,
+                               Py_ssize_t hi, int* labels,
+                               const floating* xrows) noexcept nogil:
+    """labels[lo:hi] from the panels; returns how many of them changed."""
     if floating is float:
-        fastla_gemm_labels_f32(xpk, d, c, cnorm, k, lo, hi, labels, xrows)
+        return fastla_gemm_labels_f32(xpk, d, c, cnorm, k, lo, hi, labels, xrows)
     else:
-        fastla_gemm_labels_f64(xpk, d, c, cnorm, k, lo, hi, labels, xrows)
+        return fastla_gemm_labels_f64(xpk, d, c, cnorm, k, lo, hi, labels, xrows)
 
 
-cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
-                       const floating* cnorm, Py_ssize_t r0, Py_ssize_t r1, int k, int d,
-                       floating* buf, int* labels, double* gb, const floating* cpk,
-                       const floating* xpk) noexcept nogil:
-    """Rows [r0, r1): assign by chunks, then add w x into this group's buffer. The
+cdef Py_ssize_t _lloyd_group(const floating* X, const floating* w, const floating* C,
+                             const floating* cnorm, Py_ssize_t r0, Py_ssize_t r1, int k,
+                             int d, floating* buf, int* labels, double* gb,
+                             const floating* cpk, const floating* xpk) noexcept nogil:
+    """Rows [r0, r1): assign by chunks, then add w x into this group's buffer; returns
+    how many of the rows' labels changed. The
     chunk's labels are all found before any row is added, so that the additions'
     addresses are known early instead of each waiting on its own argmin. With X packed
     (xpk), the labels come straight from fastla_gemm_labels (which brings the chunk's
     rows of X into the outer caches), on chunks of up to SUMS_BYTES of X that end on
     multiples of CHUNK (whole panels of points but at the group's two ends)."""
-    cdef Py_ssize_t i0, i
+    cdef Py_ssize_t i0, i, changed = 0
     cdef int mt, lab
     cdef Py_ssize_t span = max(<Py_ssize_t>CHUNK,
                                SUMS_BYTES // (d * <Py_ssize_t>sizeof(floating)) // CHUNK * CHUNK)
@@ -218,17 +221,20 @@ cdef void _lloyd_group(const floating* X, const floating* w, const floating* C,
     while i0 < r1:
         if xpk != NULL:
             mt = <int>(min((i0 // span + 1) * span, r1) - i0)
-            _labels(xpk, d, C, cnorm, k, i0, i0 + mt, labels, X)
+            changed += _labels(xpk, d, C, cnorm, k, i0, i0 + mt, labels, X)
         else:
             mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
             _scores(X + i0 * d, C, cnorm, buf, mt, k, d, cpk)
             for i in range(mt):
-                labels[i0 + i] = _argmin(buf + i * k, k)
+                lab = _argmin(buf + i * k, k)
+                changed += labels[i0 + i] != lab
+                labels[i0 + i] = lab
         for i in range(mt):
             lab = labels[i0 + i]
             _accumulate(X + (i0 + i) * d, <double>w[i0 + i], d, gb + <Py_ssize_t>lab * d)
             gb[<Py_ssize_t>k * d + lab] += <double>w[i0 + i]
         i0 += mt
+    return changed
 
 
 def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
@@ -374,10 +380,11 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     """One fused Lloyd pass: labels against ``centers``; sums[c] = sum w x and
     weights[c] = sum w over the rows labelled c, bitwise independent of n_threads.
     ``xpk``: ``pack_rows(X)``, or None (the labels then come from chunk score blocks);
-    the same labels and sums either way."""
+    the same labels and sums either way. Returns how many labels changed (0: scikit-
+    learn's strict convergence, without a copy of the old labels to compare)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
     cdef Py_ssize_t stride = _stride(k, d)
-    cdef Py_ssize_t g
+    cdef Py_ssize_t g, changed = 0
     cdef floating* buf
     cdef floating* cnorm = <floating*>calloc(k + FASTLA_GEMM_PAD, sizeof(floating))
     # each group's buffer is zeroed by the thread that fills it, in parallel and into
@@ -411,15 +418,16 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                 buf = <floating*>malloc(CHUNK * k * sizeof(floating)) if xpkp == NULL else NULL
                 for g in prange(n_groups, schedule='dynamic'):
                     memset(gbuf + g * stride, 0, stride * sizeof(double))
-                    _lloyd_group(xp, wp, cp, cnorm, g * n // n_groups,
-                                 (g + 1) * n // n_groups, <int>k, <int>d, buf, &labels[0],
-                                 gbuf + g * stride, cpk, xpkp)
+                    changed += _lloyd_group(xp, wp, cp, cnorm, g * n // n_groups,
+                                            (g + 1) * n // n_groups, <int>k, <int>d, buf,
+                                            &labels[0], gbuf + g * stride, cpk, xpkp)
                 free(buf)
             _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
     finally:
         free(cnorm)
         free(gbuf)
         free(cpk)
+    return changed
 
 
 def inertia(const floating[:, ::1] X, const floating[::1] sample_weight,
@@ -471,11 +479,12 @@ def elkan_init(const floating[:, ::1] X, const floating[:, ::1] centers,
             upper[i] = dmin
 
 
-cdef void _elkan_group(const floating* X, const floating* w, const floating* C,
-                       const double* chd, const double* dnext, Py_ssize_t r0, Py_ssize_t r1,
-                       Py_ssize_t k, Py_ssize_t d, double* upper, double* lower, int* labels,
-                       double* gb) noexcept nogil:
-    cdef Py_ssize_t i, j
+cdef Py_ssize_t _elkan_group(const floating* X, const floating* w, const floating* C,
+                             const double* chd, const double* dnext, Py_ssize_t r0,
+                             Py_ssize_t r1, Py_ssize_t k, Py_ssize_t d, double* upper,
+                             double* lower, int* labels, double* gb) noexcept nogil:
+    """Rows [r0, r1); returns how many of their labels changed."""
+    cdef Py_ssize_t i, j, changed = 0
     cdef int lab
     cdef double ub, dist
     cdef bint tight
@@ -498,10 +507,12 @@ cdef void _elkan_group(const floating* X, const floating* w, const floating* C,
                         if dist < ub:
                             lab = <int>j
                             ub = dist
+            changed += labels[i] != lab
             labels[i] = lab
             upper[i] = ub
         _accumulate(X + i * d, <double>w[i], d, gb + lab * d)
         gb[k * d + lab] += <double>w[i]
+    return changed
 
 
 def elkan_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
@@ -510,10 +521,11 @@ def elkan_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                const double[::1] distance_next_center, double[::1] upper,
                double[:, ::1] lower, int[::1] labels, int n_groups, int n_threads):
     """One Elkan pass (scikit-learn's elkan_iter_chunked_dense with update_centers),
-    accumulating sums/weights exactly as lloyd_iter does."""
+    accumulating sums/weights exactly as lloyd_iter does; returns how many labels
+    changed."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
     cdef Py_ssize_t stride = _stride(k, d)
-    cdef Py_ssize_t g
+    cdef Py_ssize_t g, changed = 0
     cdef double* gbuf = <double*>malloc(n_groups * stride * sizeof(double))
     if gbuf == NULL:
         raise MemoryError("k-means group buffers")
@@ -521,13 +533,15 @@ def elkan_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
         with nogil:
             for g in prange(n_groups, num_threads=n_threads, schedule='dynamic'):
                 memset(gbuf + g * stride, 0, stride * sizeof(double))  # as in lloyd_iter
-                _elkan_group(&X[0, 0], &sample_weight[0], &centers[0, 0],
-                             &center_half_distances[0, 0], &distance_next_center[0],
-                             g * n // n_groups, (g + 1) * n // n_groups, k, d, &upper[0],
-                             &lower[0, 0], &labels[0], gbuf + g * stride)
+                changed += _elkan_group(&X[0, 0], &sample_weight[0], &centers[0, 0],
+                                        &center_half_distances[0, 0],
+                                        &distance_next_center[0], g * n // n_groups,
+                                        (g + 1) * n // n_groups, k, d, &upper[0],
+                                        &lower[0, 0], &labels[0], gbuf + g * stride)
             _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
     finally:
         free(gbuf)
+    return changed
 
 
 # -------------------------------------------------------------------- k-means++

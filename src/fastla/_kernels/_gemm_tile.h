@@ -27,7 +27,8 @@
  * fastla_gemm_labels_<f32|f64>(xp, d, c, cb, k, lo, hi, labels, xrows): k-means labels of rows
  *   lo..hi-1 of an X (n, d) packed whole by fastla_gemm_pack (xp: round_up(n, NR) rows):
  *   labels[i] = the first j minimising cb[j] - 2 x_i . c_j over the k centres c (k, d)
- *   and their squared norms cb. The roles of the tile kernel swapped: a panel of NR
+ *   and their squared norms cb; returns how many labels differ from what labels held
+ *   before (a Lloyd pass's strict convergence test). The roles of the tile kernel swapped: a panel of NR
  *   points is the vector operand, MR centres are broadcast, and the scores never leave
  *   the registers; each point's running minimum and its index are kept per lane. The
  *   scores are bitwise those of fastla_gemm_tile_*_ex(x, ..., -2, cb) (each product
@@ -239,9 +240,9 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
 /* blocks of MR centres; a last one of at most MR / 2 takes a half block (k = 100 on
  * AVX-512: 12 blocks of 8 and one of 4, no centre computed twice) */
 #define FASTLA_GEMM_LABELS(NAME, T, VF, VI)                                              \
-    static inline void NAME(const T* xp, ptrdiff_t d, const T* c, const T* cb,           \
-                            ptrdiff_t k, ptrdiff_t lo, ptrdiff_t hi, int* labels,        \
-                            const T* xrows)                                              \
+    static inline ptrdiff_t NAME(const T* xp, ptrdiff_t d, const T* c, const T* cb,      \
+                                 ptrdiff_t k, ptrdiff_t lo, ptrdiff_t hi, int* labels,   \
+                                 const T* xrows)                                         \
     {                                                                                    \
         enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
                MR = FASTLA_GEMM_MR };                                                    \
@@ -250,7 +251,7 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
         const ptrdiff_t pf_bytes = NR * d * (ptrdiff_t)sizeof(T);                        \
         const ptrdiff_t pf_step = ((pf_bytes + 63) / 64 + (k + MR - 1) / MR - 1)         \
                                   / ((k + MR - 1) / MR) * 64;                            \
-        ptrdiff_t p, j0, ff, i, pf_at;                                                   \
+        ptrdiff_t p, j0, ff, i, pf_at, changed = 0;                                      \
         int r, v, l;                                                                     \
         for (p = lo / NR; p * NR < hi; p++) {                                            \
             const T* xb = xp + p * d * NR;                                               \
@@ -276,10 +277,13 @@ FASTLA_GEMM_TILE(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double, fastla_vf64
             for (v = 0; v < NV; v++)                                                     \
                 for (l = 0; l < L; l++) {                                                \
                     i = p * NR + v * L + l;                                              \
-                    if (i >= lo && i < hi)                                               \
+                    if (i >= lo && i < hi) {                                             \
+                        changed += labels[i] != (int)at[v][l];                           \
                         labels[i] = (int)at[v][l];                                       \
+                    }                                                                    \
                 }                                                                        \
         }                                                                                \
+        return changed;                                                                  \
     }
 
 FASTLA_GEMM_LABELS(fastla_gemm_labels_f32, float, fastla_vf32, fastla_vi32)
@@ -333,11 +337,11 @@ FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float)
 FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double)
 
 #define FASTLA_GEMM_LABELS_SCALAR(NAME, T)                                               \
-    static inline void NAME(const T* xp, ptrdiff_t d, const T* c, const T* cb,           \
-                            ptrdiff_t k, ptrdiff_t lo, ptrdiff_t hi, int* labels,        \
-                            const T* xrows)                                              \
+    static inline ptrdiff_t NAME(const T* xp, ptrdiff_t d, const T* c, const T* cb,      \
+                                 ptrdiff_t k, ptrdiff_t lo, ptrdiff_t hi, int* labels,   \
+                                 const T* xrows)                                         \
     {                                                                                    \
-        ptrdiff_t i, j, f;                                                               \
+        ptrdiff_t i, j, f, changed = 0;                                                  \
         (void)xrows;                                                                     \
         for (i = lo; i < hi; i++) {                                                      \
             T best = 0;                                                                  \
@@ -352,8 +356,10 @@ FASTLA_GEMM_TILE_SCALAR(fastla_gemm_tile_f64, fastla_gemm_pack_f64, double)
                     at = (int)j;                                                         \
                 }                                                                        \
             }                                                                            \
+            changed += labels[i] != at;                                                  \
             labels[i] = at;                                                              \
         }                                                                                \
+        return changed;                                                                  \
     }
 
 FASTLA_GEMM_LABELS_SCALAR(fastla_gemm_labels_f32, float)

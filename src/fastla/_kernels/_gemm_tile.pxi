@@ -25,12 +25,12 @@ cdef extern from "_gemm_tile.h" nogil:
                                    const double* yp, Py_ssize_t nt, double* c,
                                    Py_ssize_t ldc, const double* xn, const double* yn,
                                    double thr, int root, unsigned char* low_rows)
-    void fastla_gemm_labels_f32(const float* xp, Py_ssize_t d, const float* c,
-                                const float* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
-                                int* labels, const float* xrows)
-    void fastla_gemm_labels_f64(const double* xp, Py_ssize_t d, const double* c,
-                                const double* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
-                                int* labels, const double* xrows)
+    Py_ssize_t fastla_gemm_labels_f32(const float* xp, Py_ssize_t d, const float* c,
+                                      const float* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
+                                      int* labels, const float* xrows)
+    Py_ssize_t fastla_gemm_labels_f64(const double* xp, Py_ssize_t d, const double* c,
+                                      const double* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
+                                      int* labels, const double* xrows)
 
 
 cdef inline void _pack(const floating* a, Py_ssize_t m, Py_ssize_t d,

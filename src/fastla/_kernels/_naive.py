@@ -216,13 +216,16 @@ def kmeans_assign(X, centers, labels, sq_dist, n_threads):
 def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads):
     sums[:] = 0.0
     weights[:] = 0.0
+    changed = 0
     for i in range(X.shape[0]):
         j, _ = _nearest(X[i], centers)
+        changed += int(labels[i] != j)
         labels[i] = j
         w = float(sample_weight[i])
         for f in range(X.shape[1]):
             sums[j, f] += w * float(X[i, f])
         weights[j] += w
+    return changed
 
 
 def inertia(X, sample_weight, centers, labels, n_threads):
@@ -248,6 +251,7 @@ def elkan_iter(X, sample_weight, centers, sums, weights, center_half_distances,
                distance_next_center, upper, lower, labels, n_groups, n_threads):
     """The reference ignores the bounds: every distance is computed (then the bounds are
     exact) and the point goes to the nearest centre, as Lloyd's step does."""
+    old = labels.copy()
     elkan_init(X, centers, center_half_distances, labels, upper, lower, n_threads)
     sums[:] = 0.0
     weights[:] = 0.0
@@ -256,6 +260,7 @@ def elkan_iter(X, sample_weight, centers, sums, weights, center_half_distances,
         for f in range(X.shape[1]):
             sums[labels[i], f] += w * float(X[i, f])
         weights[labels[i]] += w
+    return int(np.count_nonzero(labels != old))
 
 
 def plusplus_trials(X, candidates, closest, sample_weight, dist_out, n_threads):

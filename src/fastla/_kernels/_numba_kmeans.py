@@ -74,13 +74,14 @@ def _center_norms(C):
 def _assign_rows(G, keys, cn, top, X, C, i0, labels, sq_dist, want_sq):
     """Rows i0.. of the GEMM block G (G[r, j] = x_{i0+r} . c_j, ``keys`` the same memory
     viewed as signed ints of the same width, ``top`` the largest such int): labels and,
-    if asked, the exact squared distance to the winner.
+    if asked, the exact squared distance to the winner. Returns how many labels changed.
 
     The scores ||c||^2 - 2 x.c are stored back into G. A float's bits, with the
     magnitude bits flipped when negative, order like the float (the scores are never
     NaN nor -0), so the minimum and then the first index reaching it are two integer
     min-reductions, which LLVM vectorises (float min-reductions it does not)."""
     mt, k = G.shape
+    changed = 0
     for r in range(mt):
         for j in range(k):
             G[r, j] = cn[j] - (G[r, j] + G[r, j])
@@ -95,9 +96,11 @@ def _assign_rows(G, keys, cn, top, X, C, i0, labels, sq_dist, want_sq):
             key = b ^ top if b < 0 else b
             c = j if key == m else k
             lab = c if c < lab else lab
+        changed += labels[i0 + r] != lab
         labels[i0 + r] = lab
         if want_sq:
             sq_dist[i0 + r] = _sqdist(X, i0 + r, C, lab)
+    return changed
 
 
 @jit(nogil=True)
@@ -119,7 +122,8 @@ def _assign(X, C, labels, sq_dist, want_sq, n_threads):
     threads: per block a single-threaded BLAS call for x.c, then the nogil epilogue
     while the block is in cache (the Cython kernel's layout). BLAS and Numba never
     alternate their own thread pools: on few cores their spin-waiting threads starve
-    each other (measured 4-60x slower than this on 2 cores)."""
+    each other (measured 4-60x slower than this on 2 cores). Returns how many labels
+    changed."""
     n = X.shape[0]
     k = C.shape[0]
     cn = _center_norms(C)
@@ -132,21 +136,22 @@ def _assign(X, C, labels, sq_dist, want_sq, n_threads):
 
     def work():
         buf = np.empty(min(step, n) * k, dtype=X.dtype)
+        changed = 0
         for b in todo:
             i0 = b * step
             mt = min(step, n - i0)
             G = buf[:mt * k].reshape(mt, k)
             np.dot(X[i0:i0 + mt], Ct, out=G)
-            _assign_rows(G, G.view(ktype), cn, top, X, C, i0, labels, sq_dist, want_sq)
+            changed += _assign_rows(G, G.view(ktype), cn, top, X, C, i0, labels, sq_dist,
+                                    want_sq)
+        return changed
 
     nt = min(int(n_threads), n_blocks)
     with blas_single_thread():
         if nt <= 1:
-            work()
-        else:
-            with ThreadPoolExecutor(nt) as ex:
-                for f in [ex.submit(work) for _ in range(nt)]:
-                    f.result()
+            return work()
+        with ThreadPoolExecutor(nt) as ex:
+            return sum(f.result() for f in [ex.submit(work) for _ in range(nt)])
 
 
 @jit(parallel=True)
@@ -194,9 +199,11 @@ def kmeans_assign(X, centers, labels, sq_dist, n_threads):
 
 def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads):
     """Labels against ``centers``; sums[c] = sum w x, weights[c] = sum w over the rows
-    labelled c, bitwise independent of n_threads (group order, see the module doc)."""
-    _assign(X, centers, labels, np.empty(0, dtype=X.dtype), False, n_threads)
+    labelled c, bitwise independent of n_threads (group order, see the module doc).
+    Returns how many labels changed."""
+    changed = _assign(X, centers, labels, np.empty(0, dtype=X.dtype), False, n_threads)
     _sums(X, sample_weight, labels, sums, weights, n_groups, n_threads)
+    return changed
 
 
 @jit(parallel=True)
@@ -252,6 +259,7 @@ def elkan_init(X, centers, center_half_distances, labels, upper, lower, n_thread
 def _elkan_bounds(X, C, chd, dnext, upper, lower, labels):
     n = X.shape[0]
     k = C.shape[0]
+    changed = 0
     for i in prange(n):
         ub = upper[i]
         lab = labels[i]
@@ -269,18 +277,21 @@ def _elkan_bounds(X, C, chd, dnext, upper, lower, labels):
                         if dist < ub:
                             lab = j
                             ub = dist
+            changed += labels[i] != lab
             labels[i] = lab
             upper[i] = ub
+    return changed
 
 
 def elkan_iter(X, sample_weight, centers, sums, weights, center_half_distances,
                distance_next_center, upper, lower, labels, n_groups, n_threads):
     """One Elkan pass (scikit-learn's elkan_iter_chunked_dense, update_centers=True);
-    sums/weights accumulated exactly as lloyd_iter."""
+    sums/weights accumulated exactly as lloyd_iter; returns how many labels changed."""
     with numba_threads(n_threads):
-        _elkan_bounds(X, centers, center_half_distances, distance_next_center, upper,
-                      lower, labels)
+        changed = _elkan_bounds(X, centers, center_half_distances, distance_next_center,
+                                upper, lower, labels)
     _sums(X, sample_weight, labels, sums, weights, n_groups, n_threads)
+    return int(changed)
 
 
 # ---------------------------------------------------------------------- k-means++
