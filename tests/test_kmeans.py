@@ -364,6 +364,8 @@ def test_duplicates_and_constant_data():
     (lambda X: fastla.kmeans(X, 3, n_init=0), ValueError, "n_init"),
     (lambda X: fastla.kmeans(np.where(X > 0.9, np.nan, X), 3), ValueError, "NaN"),
     (lambda X: fastla.kmeans(np.where(X > 0.9, np.inf, X), 3), ValueError, "inf"),
+    (lambda X: fastla.kmeans(np.where(X > 0.9, -np.inf, X), 3, backend="python"),
+     ValueError, "inf"),
     (lambda X: fastla.kmeans(np.empty((0, 4)), 3), ValueError, "n_samples=0"),
     (lambda X: fastla.kmeans(np.empty((5, 0)), 1), ValueError, "0 features"),
     (lambda X: fastla.kmeans_assign(X, np.ones((3, 5))), ValueError, "features"),
@@ -376,6 +378,16 @@ def test_bad_input(call, exc, match):
     X = np.random.default_rng(0).random((50, 4))
     with pytest.raises(exc, match=match):
         call(X)
+
+
+def test_finite_data_with_overflowing_column_sums_is_not_refused():
+    """kmeans checks X through its column means; a mean that overflowed on finite data
+    sends it to the full scan, which lets the data through."""
+    X = np.random.default_rng(0).standard_normal((50, 3)).astype(np.float32)
+    X[:10, 0] = 1e38
+    with np.errstate(all="ignore"):
+        assert not np.isfinite(X.mean(axis=0)[0])
+        fastla.kmeans(X, 2, max_iter=2, random_state=0)
 
 
 @pytest.mark.parametrize("init", ["k-means++", "random", "array"])

@@ -143,13 +143,18 @@ def check_array(
         out = arr.astype(target, copy=False)
     if copy and out is arr:
         out = out.copy(order="K" if order == "any" else order)
+    if finite_wanted(check_finite):
+        assert_finite(out, name=name)
+    return out
+
+
+def finite_wanted(check_finite):
+    """``check_finite`` resolved: None means the ``check_finite`` configuration."""
     if check_finite is None:
         from ._config import get_config
 
-        check_finite = get_config()["check_finite"]
-    if check_finite:
-        assert_finite(out, name=name)
-    return out
+        return bool(get_config()["check_finite"])
+    return bool(check_finite)
 
 
 def check_same_columns(X, Y, *, names=("X", "Y")):

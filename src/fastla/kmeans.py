@@ -335,7 +335,8 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
     Results are deterministic for a given ``random_state`` whatever ``n_threads``:
     every reduction is ordered by the data layout alone.
     """
-    X = _check_X(X, check_finite)
+    finite = _v.finite_wanted(check_finite)
+    X = _check_X(X, False)  # (finite: checked with the column means below)
     n, d = X.shape
     k = _check_n_clusters(n_clusters, n)
     max_iter = _v.check_int(max_iter, name="max_iter", minimum=1)
@@ -364,9 +365,14 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
     n_threads = _threads.effective_n_threads(n_threads)
     rs = _v.check_random_state(random_state)
 
-    tol = _tolerance(X, tol)
     column_mean = _backend.optional_entry("kmeans", b.name, "column_mean")
     mean = column_mean(X) if column_mean is not None else X.mean(axis=0)
+    # NaN and inf carry through any sum, so finite column means stand for a scan of X
+    # (100,000 x 32 float32: about 0.5 ms saved); the rest (NaN, inf, or a sum that
+    # overflowed on finite data) get the full check
+    if finite and not np.isfinite(mean).all():
+        _v.assert_finite(X, name="X")
+    tol = _tolerance(X, tol)
     # the backend's centring with, for Lloyd, X's tile-kernel panels (xpk) where it has
     # them: the passes then find the labels without a score block
     center_pack = _backend.optional_entry("kmeans", b.name, "center_pack")
