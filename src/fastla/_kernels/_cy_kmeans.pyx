@@ -7,9 +7,10 @@
 #
 # Lloyd: the argmin of each row is followed at once by adding w x into the centroid sums
 # of the row's *group* (fused assign + accumulate, one pass over X). Rows are cut into
-# ``n_groups`` contiguous groups chosen by the caller from the shapes alone; each group
-# sums its rows in row order into its own float64 buffer (padded to a cache line) and
-# the buffers are added in group order. The sums are therefore bitwise the same on any
+# ``n_groups`` contiguous groups of whole CHUNK-row chunks (_group_start), their number
+# chosen by the caller from the shapes alone; each group sums its rows in row order
+# into its own float64 buffer (padded to a cache line) and the buffers are added in
+# group order. The sums are therefore bitwise the same on any
 # number of threads, while the groups still spread over the threads dynamically.
 #
 # Elkan: scikit-learn's bounds (upper per point, lower per point and centre), exact
@@ -171,6 +172,17 @@ cdef inline void _accumulate(const floating* x, double w, Py_ssize_t d,
 cdef inline Py_ssize_t _stride(Py_ssize_t k, Py_ssize_t d) noexcept nogil:
     """doubles per group buffer: k*d sums then k weights, rounded up to a cache line."""
     return ((k * d + k + PAD - 1) // PAD) * PAD
+
+
+cdef inline Py_ssize_t _group_start(Py_ssize_t g, Py_ssize_t n,
+                                    Py_ssize_t n_groups) noexcept nogil:
+    """First row of group g (g = n_groups: n): the CHUNK-row chunks shared out evenly,
+    so that groups start on whole panels of points. Edges inside a panel made the
+    labels kernel do both groups' panel (64 groups of 100,000 x 32 f32: 2% more label
+    work). One-process A/B of the Lloyd pass there, k = 100 (medians of 40): 3.84 ->
+    3.77 ms on 2 threads, 7.75 -> 7.57 ms on one."""
+    cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
+    return min(n, g * n_chunks // n_groups * CHUNK)
 
 
 cdef void _merge_groups(const double* gbuf, Py_ssize_t n_groups, Py_ssize_t k,
@@ -418,9 +430,11 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                 buf = <floating*>malloc(CHUNK * k * sizeof(floating)) if xpkp == NULL else NULL
                 for g in prange(n_groups, schedule='dynamic'):
                     memset(gbuf + g * stride, 0, stride * sizeof(double))
-                    changed += _lloyd_group(xp, wp, cp, cnorm, g * n // n_groups,
-                                            (g + 1) * n // n_groups, <int>k, <int>d, buf,
-                                            &labels[0], gbuf + g * stride, cpk, xpkp)
+                    changed += _lloyd_group(xp, wp, cp, cnorm,
+                                            _group_start(g, n, n_groups),
+                                            _group_start(g + 1, n, n_groups), <int>k,
+                                            <int>d, buf, &labels[0], gbuf + g * stride,
+                                            cpk, xpkp)
                 free(buf)
             _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
     finally:
@@ -535,8 +549,9 @@ def elkan_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                 memset(gbuf + g * stride, 0, stride * sizeof(double))  # as in lloyd_iter
                 changed += _elkan_group(&X[0, 0], &sample_weight[0], &centers[0, 0],
                                         &center_half_distances[0, 0],
-                                        &distance_next_center[0], g * n // n_groups,
-                                        (g + 1) * n // n_groups, k, d, &upper[0],
+                                        &distance_next_center[0],
+                                        _group_start(g, n, n_groups),
+                                        _group_start(g + 1, n, n_groups), k, d, &upper[0],
                                         &lower[0, 0], &labels[0], gbuf + g * stride)
             _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
     finally:

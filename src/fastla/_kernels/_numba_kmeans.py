@@ -10,7 +10,8 @@ index, vectorised as integer min-reductions) and the winner's exact squared dist
 epilogue between multi-threaded BLAS calls: the two pools' spin-waiting threads starve
 each other on few cores (4-60x slower, measured on 2 cores).
 
-Lloyd / Elkan accumulation: rows are cut into ``n_groups`` contiguous groups; a prange
+Lloyd / Elkan accumulation: rows are cut into ``n_groups`` contiguous groups of whole
+256-row chunks (the Cython kernel's edges); a prange
 over groups sums each group's rows in row order into its own float64 buffer, and the
 buffers are added in group order, so sums and weights are bitwise the same on any
 number of threads. k-means++: one pass over X per call, all trials of a sub-block of
@@ -154,14 +155,22 @@ def _assign(X, C, labels, sq_dist, want_sq, n_threads):
             return sum(f.result() for f in [ex.submit(work) for _ in range(nt)])
 
 
+@jit()
+def _group_start(g, n, n_groups):
+    """First row of group g (g = n_groups: n): whole CHUNK-row chunks shared out evenly
+    (the Cython kernel's group edges)."""
+    n_chunks = (n + CHUNK - 1) // CHUNK
+    return min(n, g * n_chunks // n_groups * CHUNK)
+
+
 @jit(parallel=True)
 def _accumulate(X, w, labels, gbuf, k):
     """gbuf[g] = group g's sums of w x per centre (k*d) then of w (k), in row order."""
     n = X.shape[0]
     n_groups = gbuf.shape[0]
     for g in prange(n_groups):
-        _accumulate_rows(X, w, labels, g * n // n_groups, (g + 1) * n // n_groups,
-                         gbuf[g], k)
+        _accumulate_rows(X, w, labels, _group_start(g, n, n_groups),
+                         _group_start(g + 1, n, n_groups), gbuf[g], k)
 
 
 @jit(parallel=True)
