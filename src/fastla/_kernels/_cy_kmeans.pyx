@@ -31,6 +31,7 @@ from scipy.linalg.cython_blas cimport sgemm, dgemm
 import numpy as np
 
 from .._threads import blas_pinned
+from .._validation import empty_output
 
 ctypedef fused floating:
     float
@@ -70,11 +71,15 @@ cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) no
 def _panels(Py_ssize_t n, Py_ssize_t d, dtype):
     """An empty array for the panels of n rows of d values (``pack_rows``), or None where
     the own tile kernel is not used (OWN_GEMM false), n is 0, or the copy does not fit in
-    memory (the Lloyd passes then run on score blocks)."""
+    memory (the Lloyd passes then run on score blocks). It starts on a cache line, as
+    the centred copy does: the labels kernel's vector loads of a panel then never straddle
+    two lines (NumPy puts large arrays 16 bytes into one). One-process A/B of the Lloyd
+    pass, 100,000 x 32 f32, k = 100 (medians of 40): 4.29 -> 4.14 ms on 2 threads,
+    7.64 -> 7.46 ms on one, the panels giving most of it."""
     if not OWN_GEMM or n == 0:
         return None
     try:
-        return np.empty((n + FASTLA_GEMM_PAD) * d, dtype=dtype)
+        return empty_output(((n + FASTLA_GEMM_PAD) * d,), dtype)
     except MemoryError:
         return None
 
@@ -334,7 +339,7 @@ def center_pack(const floating[:, ::1] X, const floating[::1] mean, bint pack,
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1]
     cdef Py_ssize_t ch, i0, i, f, m
     dt = np.float32 if floating is float else np.float64
-    Xc = np.empty((n, d), dtype=dt)
+    Xc = empty_output((n, d), dt)  # (on a cache line: the sums' loads of its rows)
     xpk = _panels(n, d, dt) if pack else None
     if n == 0:
         return Xc, xpk
