@@ -6,4 +6,6 @@ cdef extern from "_stream.h" nogil:
     void fastla_stream_copy_f64(double* dst, const double* src, Py_ssize_t n)
     void fastla_sfence()
     void fastla_prefetch_rows(const void* p, Py_ssize_t nbytes)
+    void* fastla_malloc64(size_t n)
+    void fastla_free64(void* p)
 

@@ -411,11 +411,11 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             _norms(xp, m, d, metric, xx, n_threads)
             _norms(yp, n, d, metric, yy, n_threads)
     if fused:
-        ypall = <floating*>malloc((n + FASTLA_GEMM_PAD) * d * sizeof(floating))
+        ypall = <floating*>fastla_malloc64((n + FASTLA_GEMM_PAD) * d * sizeof(floating))
         xn = <floating*>malloc(m * sizeof(floating))
         yn = <floating*>malloc((n + FASTLA_GEMM_PAD) * sizeof(floating))
         if ypall == NULL or xn == NULL or yn == NULL:
-            free(ypall); free(xn); free(yn); free(xx); free(yy)
+            fastla_free64(ypall); free(xn); free(yn); free(xx); free(yy)
             raise MemoryError()
         with nogil:
             for i in range(m):
@@ -430,7 +430,8 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             buf = <floating*>malloc(d * TJ * sizeof(floating))
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             tile = <floating*>malloc(TILE * TILE * sizeof(floating)) if gemm and not fused else NULL
-            ypk = <floating*>malloc((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating)) if gemm and own and not fused else NULL
+            ypk = (<floating*>fastla_malloc64((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating))
+                   if gemm and own and not fused else NULL)
             low = <unsigned char*>malloc(TILE) if fused else NULL
             # static: each thread takes a contiguous band of output rows, so two threads
             # do not fault the same fresh (huge) pages of a new output at the same time
@@ -480,12 +481,12 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
             free(buf)
             free(acc)
             free(tile)
-            free(ypk)
+            fastla_free64(ypk)
             free(low)
     finally:
         free(xx)
         free(yy)
-        free(ypall)
+        fastla_free64(ypall)
         free(xn)
         free(yn)
 
@@ -568,7 +569,8 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                 _norms(yp, n, d, metric, yy, n_threads)
         with nogil, parallel(num_threads=n_threads):
             tile = <floating*>malloc(TILE * TILE * sizeof(floating))
-            ypk = <floating*>malloc((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating)) if gemm and own else NULL
+            ypk = (<floating*>fastla_malloc64((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating))
+                   if gemm and own else NULL)
             buf = <floating*>malloc(d * TJ * sizeof(floating))
             acc = <floating*>malloc((TILE + TM) * TJ * sizeof(floating))
             bd = <double*>malloc(TILE * k * sizeof(double))
@@ -628,7 +630,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                                                                         p, 0.0)
                         out_idx[i0 + r, q] = bi[r * k + q]
             free(tile)
-            free(ypk)
+            fastla_free64(ypk)
             free(buf)
             free(acc)
             free(bd)

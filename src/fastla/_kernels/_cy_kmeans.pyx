@@ -61,8 +61,10 @@ OWN_GEMM = bool(FASTLA_GEMM_OWN)
 
 
 cdef floating* _packed_centres(const floating* c, Py_ssize_t k, Py_ssize_t d) noexcept nogil:
-    """The centres in the tile kernel's panels (NULL if out of memory: BLAS path)."""
-    cdef floating* cpk = <floating*>malloc((k + FASTLA_GEMM_PAD) * d * sizeof(floating))
+    """The centres in the tile kernel's panels, on a cache line (NULL if out of memory:
+    BLAS path); released with fastla_free64."""
+    cdef floating* cpk = <floating*>fastla_malloc64((k + FASTLA_GEMM_PAD) * d
+                                                    * sizeof(floating))
     if cpk != NULL:
         _pack(c, k, d, cpk)
     return cpk
@@ -288,7 +290,7 @@ def kmeans_assign(const floating[:, ::1] X, const floating[:, ::1] centers,
                 free(buf)
     finally:
         free(cnorm)
-        free(cpk)
+        fastla_free64(cpk)
 
 
 def pack_rows(const floating[:, ::1] X, int n_threads):
@@ -445,7 +447,7 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     finally:
         free(cnorm)
         free(gbuf)
-        free(cpk)
+        fastla_free64(cpk)
     return changed
 
 

@@ -92,4 +92,31 @@ static inline void fastla_prefetch_rows(const void* p, ptrdiff_t nbytes) { (void
 #define fastla_stream_vec(dst, x, nbytes) ((void)memcpy((dst), &(x), (nbytes)))
 #endif
 
+/* fastla_malloc64(n): n bytes starting on a 64-byte cache line (NULL when out of memory),
+ * released by fastla_free64 (NULL allowed). malloc aligns to 16 bytes only (a large
+ * block sits 16 bytes into a page), so a packed panel from malloc has every vector load
+ * straddling two lines. Portable: the raw block is kept just below the returned one. */
+#include <stdlib.h>
+#include <stdint.h>
+
+static inline void* fastla_malloc64(size_t n)
+{
+    unsigned char* raw = (unsigned char*)malloc(n + 64 + sizeof(void*));
+    unsigned char* p;
+    if (raw == NULL)
+        return NULL;
+    p = (unsigned char*)(((uintptr_t)raw + sizeof(void*) + 63) & ~(uintptr_t)63);
+    memcpy(p - sizeof(void*), &raw, sizeof(void*));
+    return p;
+}
+
+static inline void fastla_free64(void* p)
+{
+    void* raw;
+    if (p == NULL)
+        return;
+    memcpy(&raw, (unsigned char*)p - sizeof(void*), sizeof(void*));
+    free(raw);
+}
+
 #endif /* FASTLA_STREAM_H */
