@@ -58,9 +58,13 @@ def _assign_kernel(dtype):
     @cuda.jit
     def kernel(X, C, cn, labels, sq_dist, want_sq, changed, count):
         sc = cuda.shared.array((CT, FT), dtype=dt)
+        nch = cuda.shared.array(1, dtype=np.int32)  # the block's changed labels
         acc = cuda.local.array(CT, dtype=dt)
         tid = cuda.threadIdx.x
         i = cuda.blockIdx.x * TPB + tid
+        if tid == 0:
+            nch[0] = 0
+        cuda.syncthreads()
         n, d = X.shape
         k = C.shape[0]
         row = min(i, n - 1)  # threads past the end still help stage the tiles
@@ -90,10 +94,14 @@ def _assign_kernel(dtype):
                     lab = c0 + cc
         if i < n:
             if count and labels[i] != lab:
-                cuda.atomic.add(changed, 0, 1)
+                cuda.atomic.add(nch, 0, 1)
             labels[i] = lab
             if want_sq:
                 sq_dist[i] = _sqdist(X, i, C, lab)
+        # one global atomic per block, not one per changed label (all on one address)
+        cuda.syncthreads()
+        if count and tid == 0 and nch[0] > 0:
+            cuda.atomic.add(changed, 0, np.int64(nch[0]))
 
     return kernel
 
