@@ -6,8 +6,9 @@ empty clusters moved to the points farthest from their centres, ``n_init`` keepi
 lowest inertia) on fastla's kernels (``fastla._kernels._cy_kmeans``, ``_numba_kmeans``,
 ``_cuda_kmeans``; the seed's loop and the reference loops in ``_naive``).
 
-Every reduction is laid out from the shapes alone, never from the thread count, so a
-fit gives bitwise the same result for a given ``random_state`` on any ``n_threads``.
+Every reduction is laid out from the shapes and the machine's core count (``n_groups``),
+never from the threads used, so a fit gives bitwise the same result for a given
+``random_state`` on any ``n_threads``.
 The estimators :class:`fastla.KMeans` and :class:`fastla.MiniBatchKMeans` (which need
 scikit-learn) are built on these functions.
 """
@@ -339,7 +340,9 @@ def kmeans(X, n_clusters, *, init="k-means++", n_init="auto", max_iter=300, tol=
     Notes
     -----
     Results are deterministic for a given ``random_state`` whatever ``n_threads``:
-    every reduction is ordered by the data layout alone.
+    every reduction is ordered by the data's shape and the machine's core count (the
+    number of accumulation groups), never by the threads used; machines with other
+    core counts or instruction sets may differ in the last bits.
     """
     finite = _v.finite_wanted(check_finite)
     X = _check_X(X, False)  # (finite: checked with the column means below)

@@ -8,10 +8,10 @@
 # Lloyd: the argmin of each row is followed at once by adding w x into the centroid sums
 # of the row's *group* (fused assign + accumulate, one pass over X). Rows are cut into
 # ``n_groups`` contiguous groups of whole CHUNK-row chunks (_group_start), their number
-# chosen by the caller from the shapes alone; each group sums its rows in row order
-# into its own float64 buffer (padded to a cache line) and the buffers are added in
-# group order. The sums are therefore bitwise the same on any
-# number of threads, while the groups still spread over the threads dynamically.
+# chosen by the caller (from the shapes and the core count, never from n_threads); each
+# group sums its rows in row order into its own float64 buffer (padded to a cache line)
+# and the buffers are added in group order. The sums are therefore bitwise the same on
+# any number of threads, while the groups still spread over the threads dynamically.
 #
 # Elkan: scikit-learn's bounds (upper per point, lower per point and centre), exact
 # float64 distances, the same group accumulation. k-means++: every local trial of a
@@ -226,12 +226,12 @@ cdef Py_ssize_t _lloyd_group(const floating* X, const floating* w, const floatin
                              int d, floating* buf, int* labels, double* gb,
                              const floating* cpk, const floating* xpk) noexcept nogil:
     """Rows [r0, r1): assign by chunks, then add w x into this group's buffer; returns
-    how many of the rows' labels changed. The
-    chunk's labels are all found before any row is added, so that the additions'
-    addresses are known early instead of each waiting on its own argmin. With X packed
-    (xpk), the labels come straight from fastla_gemm_labels (which brings the chunk's
-    rows of X into the outer caches), on chunks of up to SUMS_BYTES of X that end on
-    multiples of CHUNK (whole panels of points but at the group's two ends)."""
+    how many of the rows' labels changed. The chunk's labels are all found before any
+    row is added, so that the additions' addresses are known early instead of each
+    waiting on its own argmin. With X packed (xpk), the labels come straight from
+    fastla_gemm_labels (which brings the chunk's rows of X into the outer caches), on
+    chunks of up to SUMS_BYTES of X that end on multiples of CHUNK (whole panels of
+    points: groups start on whole chunks, _group_start)."""
     cdef Py_ssize_t i0, i, changed = 0
     cdef int mt, lab
     cdef Py_ssize_t span = max(<Py_ssize_t>CHUNK,
@@ -399,8 +399,8 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     """One fused Lloyd pass: labels against ``centers``; sums[c] = sum w x and
     weights[c] = sum w over the rows labelled c, bitwise independent of n_threads.
     ``xpk``: ``pack_rows(X)``, or None (the labels then come from chunk score blocks);
-    the same labels and sums either way. Returns how many labels changed (0: scikit-
-    learn's strict convergence, without a copy of the old labels to compare)."""
+    the same labels and sums either way. Returns how many labels changed (none: the
+    strict convergence of scikit-learn, found without a copy of the old labels)."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], k = centers.shape[0]
     cdef Py_ssize_t stride = _stride(k, d)
     cdef Py_ssize_t g, changed = 0
