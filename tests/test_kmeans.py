@@ -380,6 +380,17 @@ def test_bad_input(call, exc, match):
         call(X)
 
 
+def test_group_count_follows_the_cores_not_the_threads(monkeypatch):
+    """8 accumulation groups per core of the machine, at least 4 chunks each."""
+    from fastla import _threads
+    from fastla.kmeans import n_groups
+
+    for cores, n, want in ((2, 100_000, 16), (16, 100_000, 97), (16, 1_000_000, 128),
+                           (2, 3000, 2), (2, 500, 1)):
+        monkeypatch.setattr(_threads, "cpu_count", lambda c=cores: c)
+        assert n_groups(n, 100, 32) == want
+
+
 def test_finite_data_with_overflowing_column_sums_is_not_refused():
     """kmeans checks X through its column means; a mean that overflowed on finite data
     sends it to the full scan, which lets the data through."""
@@ -480,6 +491,8 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k, d):
             if own:
                 full = len(X) // 32 * 32 * X.shape[1]   # whole panels (the rest: padding)
                 np.testing.assert_array_equal(xpk_c[:full], mod.pack_rows(Xc, 2)[:full])
+                # on cache lines: the kernels' vector loads never straddle two
+                assert xpk_c.ctypes.data % 64 == 0 and Xc.ctypes.data % 64 == 0
         np.testing.assert_array_equal(got[0][0], got[1][0])
         np.testing.assert_array_equal(got[0][0], d2.argmin(axis=1))
         for a, b in zip(got[0][1:], got[1][1:]):
