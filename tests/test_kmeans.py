@@ -369,6 +369,11 @@ def test_duplicates_and_constant_data():
     (lambda X: fastla.kmeans(np.empty((0, 4)), 3), ValueError, "n_samples=0"),
     (lambda X: fastla.kmeans(np.empty((5, 0)), 1), ValueError, "0 features"),
     (lambda X: fastla.kmeans_assign(X, np.ones((3, 5))), ValueError, "features"),
+    (lambda X: fastla.kmeans_assign(np.where(X > 0.9, np.nan, X), X[:3]), ValueError, "NaN"),
+    (lambda X: fastla.kmeans_assign(np.where(X > 0.9, -np.inf, X), X[:3]), ValueError,
+     "inf"),
+    (lambda X: fastla.kmeans_assign(X, np.where(X[:3] > 0.5, np.inf, X[:3])), ValueError,
+     "centers contains"),
     (lambda X: fastla.kmeans_assign(X, np.empty((0, 4))), ValueError, "empty"),
     (lambda X: fastla.kmeans_plusplus(X, 51), ValueError, "n_clusters=51"),
     (lambda X: fastla.kmeans_plusplus(X, 3, n_local_trials=0), ValueError, "n_local_trials"),
@@ -389,6 +394,27 @@ def test_group_count_follows_the_cores_not_the_threads(monkeypatch):
                            (2, 3000, 2), (2, 500, 1)):
         monkeypatch.setattr(_threads, "cpu_count", lambda c=cores: c)
         assert n_groups(n, 100, 32) == want
+
+
+def test_kmeans_assign_checks_x_through_the_distances(backend):
+    """kmeans_assign reads X's finiteness from the exact distances it returns: a NaN or
+    inf anywhere in a row is refused on every backend, while finite data whose distances
+    overflow the dtype is let through (as the full scan would)."""
+    op_backend("kmeans_assign", backend)
+    rng = np.random.default_rng(4)
+    X = rng.random((300, 5))
+    C = np.ascontiguousarray(X[:4])
+    for bad in (np.nan, np.inf, -np.inf):
+        Y = X.copy()
+        Y[123, 4] = bad
+        with pytest.raises(ValueError, match="NaN or infinity"):
+            fastla.kmeans_assign(Y, C, backend=backend)
+    if backend == "cuda":
+        return
+    Z = (X * 1e30).astype(np.float32)
+    with np.errstate(over="ignore"):  # (the float64 distances cast to float32)
+        labels, sq = fastla.kmeans_assign(Z, Z[:4], backend=backend)
+    assert np.isinf(sq).any() and labels.min() >= 0
 
 
 def test_finite_data_with_overflowing_column_sums_is_not_refused():

@@ -136,7 +136,8 @@ def kmeans_assign(X, centers, *, sample_weight=None, backend=None, n_threads=Non
     n_threads = _threads.effective_n_threads(n_threads)
     if b.name == "cuda" and _backend.is_device_array(X):
         return _assign_device(b, X, centers, sample_weight, n_threads)
-    X = _check_X(X, check_finite)
+    finite = _v.finite_wanted(check_finite)
+    X = _check_X(X, False)  # (finite: checked through the distances below)
     C = _check_X(centers, check_finite, name="centers")
     _v.check_same_columns(X, C, names=("X", "centers"))
     if C.shape[0] == 0:
@@ -151,6 +152,12 @@ def kmeans_assign(X, centers, *, sample_weight=None, backend=None, n_threads=Non
     sq = np.empty(n, dtype=dt)
     if n:
         b.kernel(X, C, labels, sq, n_threads)
+    # each row's exact distance to its (finite) centre carries any NaN or inf of the row,
+    # so finite distances stand for a scan of X (200,000 x 64 float32: about 2 ms, 5% of
+    # the call); the rest (NaN, inf, or a distance that overflowed on finite data) get
+    # the full check, and a refused X's labels never leave
+    if finite and n and not np.isfinite(sq).all():
+        _v.assert_finite(X, name="X")
     if w is not None:
         sq *= w
     return labels, sq
