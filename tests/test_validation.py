@@ -181,3 +181,18 @@ def test_empty_output_placement(shape, dtype):
     if near.size:
         assert (near.ctypes.data - (img.ctypes.data & ~63)) % 4096 == 2048
         near[...] = 1
+
+
+def test_finiteness_through_a_summary():
+    """assert_finite(x, summary=s) trusts finite values computed from all of x (they
+    carry its NaN and inf) and scans x only otherwise: an overflowed summary of finite
+    data still passes, a non-finite x is refused whatever summary it comes with."""
+    x = np.arange(12.0).reshape(3, 4)
+    v.assert_finite(x, summary=x.mean(axis=0))
+    v.assert_finite(x, summary=np.array([np.inf, 1.0]))  # overflowed: the scan decides
+    y = x.copy()
+    y[1, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        v.assert_finite(y, summary=y.mean(axis=0))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        v.assert_finite(y)

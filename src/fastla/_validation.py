@@ -48,20 +48,28 @@ def result_dtype(*arrays):
     return np.result_type(*dts) if dts else np.dtype(np.float64)
 
 
-def all_finite(x):
-    """True when ``x`` holds no NaN or inf (one pass, no temporary for finite data)."""
+def all_finite(x, summary=None):
+    """True when ``x`` holds no NaN or inf (one pass, no temporary for finite data).
+
+    NaN and inf carry through sums, so finite sums of ``x`` prove it finite; only
+    otherwise (NaN, inf, or a sum that overflowed on finite data) is every value
+    looked at. ``summary``: values that a caller already computed from *all* of ``x``
+    and that carry its NaN and inf the same way (k-means' column means, its exact
+    distances), used instead of the sum: no pass over ``x`` when they are finite.
+    """
     if x.size == 0 or x.dtype.kind not in "fc":
         return True
-    with np.errstate(over="ignore", invalid="ignore"):
-        s = np.sum(x, dtype=x.dtype)
-    if np.isfinite(s):
+    if summary is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            summary = np.sum(x, dtype=x.dtype)
+    if np.isfinite(summary).all():
         return True
-    return bool(np.isfinite(x).all())  # the sum may have overflowed on finite data
+    return bool(np.isfinite(x).all())  # the sums may have overflowed on finite data
 
 
-def assert_finite(x, *, name="X"):
-    """Raise ValueError when ``x`` holds NaN or infinity."""
-    if not all_finite(x):
+def assert_finite(x, *, name="X", summary=None):
+    """Raise ValueError when ``x`` holds NaN or infinity (``summary``: see all_finite)."""
+    if not all_finite(x, summary):
         raise ValueError(
             f"{name} contains NaN or infinity; clean the input or pass check_finite=False "
             "where the operation allows it"

@@ -471,18 +471,14 @@ def _finish(res, out, name="out"):
 
 
 def _check_finite_arrays(*arrays):
-    from ._config import get_config
-
-    if get_config()["check_finite"]:
+    if _validation.finite_wanted(None):
         for a, name in arrays:
             _validation.assert_finite(a, name=name)
 
 
 def _image_check(image, name):
     """The image's finiteness check, to be run by the engine (None when disabled)."""
-    from ._config import get_config
-
-    if not get_config()["check_finite"]:
+    if not _validation.finite_wanted(None):
         return None
     return lambda: _validation.assert_finite(image, name=name)
 
