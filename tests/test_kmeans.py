@@ -396,13 +396,13 @@ def test_group_count_follows_the_cores_not_the_threads(monkeypatch):
         assert n_groups(n, 100, 32) == want
 
 
-def test_kmeans_assign_checks_x_through_the_distances(backend):
+def test_kmeans_assign_checks_x_through_the_distances(backend, dtype):
     """kmeans_assign reads X's finiteness from the exact distances it returns: a NaN or
     inf anywhere in a row is refused on every backend, while finite data whose distances
     overflow the dtype is let through (as the full scan would)."""
     op_backend("kmeans_assign", backend)
     rng = np.random.default_rng(4)
-    X = rng.random((300, 5))
+    X = rng.random((301, 5)).astype(dtype)
     C = np.ascontiguousarray(X[:4])
     for bad in (np.nan, np.inf, -np.inf):
         Y = X.copy()

@@ -28,12 +28,13 @@
  *   lo..hi-1 of an X (n, d) packed whole by fastla_gemm_pack (xp: round_up(n, NR) rows):
  *   labels[i] = the first j minimising cb[j] - 2 x_i . c_j over the k centres c (k, d)
  *   and their squared norms cb; returns how many labels differ from what labels held
- *   before (a Lloyd pass's strict convergence test). The roles of the tile kernel swapped: a panel of NR
- *   points is the vector operand, MR centres are broadcast, and the scores never leave
- *   the registers; each point's running minimum and its index are kept per lane. The
- *   scores are bitwise those of fastla_gemm_tile_*_ex(x, ..., -2, cb) (each product
- *   summed in feature order, one rounding for -2 s + cb) and ties go to the lowest j, so
- *   the labels are those of that kernel followed by a first-minimum argmin. xrows (X
+ *   before (a Lloyd pass's strict convergence test). The roles of the tile kernel
+ *   swapped: a panel of NR points is the vector operand, MR centres are broadcast, and
+ *   the scores never leave the registers; each point's running minimum and its index
+ *   are kept per lane. The scores are bitwise those of fastla_gemm_tile_*_ex(x, ..., -2,
+ *   cb) (each product summed in feature order, one rounding for -2 s + cb) and ties go
+ *   to the lowest j, so the labels are those of that kernel followed by a first-minimum
+ *   argmin. xrows (X
  *   itself, or NULL): each panel's rows of X are prefetched into the outer caches, a few
  *   lines per centre block, for a caller that reads them next (k-means' centroid sums:
  *   20 Lloyd passes of 100,000 x 32, k = 100, 82-84 -> 80-81 ms in A/B runs).
