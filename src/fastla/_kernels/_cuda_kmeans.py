@@ -163,7 +163,9 @@ def _assign(dX, dC, dlabels, dsq, want_sq, count=False):
     cn = cuda.device_array(k, dtype=dC.dtype)
     _norms_kernel[_blocks(k, TPB), TPB](dC, cn)
     kernel = _assign_kernel(np.dtype(dX.dtype).name)
-    changed = cuda.to_device(np.zeros(1, dtype=np.int64))
+    # (zeroed from the host only when counted; else an untouched slot, no transfer)
+    changed = cuda.to_device(np.zeros(1, dtype=np.int64)) if count else \
+        cuda.device_array(1, dtype=np.int64)
     kernel[_blocks(dX.shape[0], TPB), TPB](dX, dC, cn, dlabels, dsq, want_sq, changed,
                                            count)
     return int(changed.copy_to_host()[0]) if count else None
