@@ -106,6 +106,35 @@ def test_lloyd_iter_sums_match_naive(backend, dtype):
     np.testing.assert_allclose(weights, rw, rtol=1e-6)
 
 
+def test_lloyd_update_gives_the_fresh_totals(backend, dtype):
+    """lloyd_iter(update=True) moves only the rows whose label changed, and ends with
+    the totals a fresh pass makes: a centre that loses every row gets exact zeros (not
+    the rounding left by the removals), rows of zero weight are not counted."""
+    op_backend("kmeans", backend)
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=5)
+    w = np.random.default_rng(5).uniform(0.1, 2, n).astype(dtype)
+    w[::5] = 0
+    C1 = np.ascontiguousarray(X[:k])
+    C2 = C1 + np.asarray(0.3, dtype)
+    C2[1] = 1e4  # its rows all leave
+    kern = _kernels(backend)("lloyd_iter")
+    sums, weights, counts = np.empty((k, d)), np.empty(k), np.empty(k)
+    labels = np.full(n, -1, np.int32)
+    kern(X, w, C1, sums, weights, labels, 3, 2, counts=counts)
+    assert weights[1] > 0 and counts.sum() == np.count_nonzero(w)
+    ref = [np.empty((k, d)), np.empty(k), np.empty(k), labels.copy()]
+    fresh = kern(X, w, C2, ref[0], ref[1], ref[3], 3, 2, counts=ref[2])
+    moved = kern(X, w, C2, sums, weights, labels, 3, 2, counts=counts, update=True)
+    assert moved == fresh > 0
+    np.testing.assert_array_equal(labels, ref[3])
+    np.testing.assert_array_equal(counts, ref[2])
+    np.testing.assert_array_equal(counts, np.bincount(labels[w != 0], minlength=k))
+    np.testing.assert_allclose(sums, ref[0], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(weights, ref[1], rtol=1e-12, atol=1e-9)
+    assert weights[1] == 0 and not sums[1].any()
+
+
 def test_passes_count_changed_labels(backend, dtype):
     """lloyd_iter and elkan_iter return how many labels they changed (kmeans' strict
     convergence test, in place of comparing with a copy of the old labels)."""
@@ -507,6 +536,18 @@ def test_own_tile_gemm_and_blas_give_the_same_scores(monkeypatch, dtype, k, d):
                 lab4 = np.full_like(labels, -1)
                 mod.assign_packed(X, C, lab4, xpk, 2)
                 np.testing.assert_array_equal(lab4, labels)
+                # an update from another pass's totals reads the moved rows from the
+                # panels: bitwise what it reads from X's rows
+                upd = []
+                for pk in (xpk, None):
+                    st = (np.empty_like(sums), np.empty_like(weights), np.empty(k),
+                          np.empty_like(labels))
+                    mod.lloyd_iter(X, w, C + 0.5, st[0], st[1], st[3], 3, 2, pk, st[2])
+                    mod.lloyd_iter(X, w, C, st[0], st[1], st[3], 3, 2, pk, st[2], True)
+                    np.testing.assert_array_equal(st[3], labels)
+                    np.testing.assert_allclose(st[0], sums, rtol=1e-12, atol=1e-9)
+                    upd.append(st[0])
+                np.testing.assert_array_equal(upd[0], upd[1])
             mean = X.mean(axis=0)
             Xc, xpk_c = mod.center_pack(X, mean, True, 2)
             np.testing.assert_array_equal(Xc, X - mean)

@@ -107,17 +107,19 @@ def _assign_kernel(dtype):
 
 
 @cuda.jit
-def _zero_kernel(sums, weights):
+def _zero_kernel(sums, weights, counts):
     j, f = cuda.grid(2)
     if j < sums.shape[0] and f < sums.shape[1]:
         sums[j, f] = 0.0
         if f == 0:
             weights[j] = 0.0
+            counts[j] = 0.0
 
 
 @cuda.jit
-def _accumulate_kernel(X, w, labels, sums, weights):
-    """sums[label_i] += w_i x_i, weights[label_i] += w_i (float64 atomics)."""
+def _accumulate_kernel(X, w, labels, sums, weights, counts):
+    """sums[label_i] += w_i x_i, weights[label_i] += w_i, counts[label_i] += (w_i != 0)
+    (float64 atomics)."""
     i, f = cuda.grid(2)
     if i < X.shape[0] and f < X.shape[1]:
         lab = np.int64(labels[i])
@@ -125,6 +127,8 @@ def _accumulate_kernel(X, w, labels, sums, weights):
         cuda.atomic.add(sums, (lab, np.int64(f)), wi * np.float64(X[i, f]))
         if f == 0:
             cuda.atomic.add(weights, lab, wi)
+            if wi != 0:
+                cuda.atomic.add(counts, lab, 1.0)
 
 
 @cuda.jit
@@ -185,10 +189,13 @@ def kmeans_assign(X, centers, labels, sq_dist, n_threads):
         dsq.copy_to_host(hsq)
 
 
-def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads):
-    """Labels against ``centers``; sums[c] = sum w x, weights[c] = sum w over the rows
-    labelled c (float64 atomics: not bitwise reproducible; n_groups is ignored).
-    Returns how many labels changed."""
+def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads,
+               counts=None, update=False):
+    """Labels against ``centers``; sums[c] = sum w x, weights[c] = sum w and counts[c]
+    = the number of rows with w != 0 (if given) over the rows labelled c (float64
+    atomics: not bitwise reproducible; n_groups is ignored). ``update`` is accepted and
+    the totals are made afresh, which is what an update must give. Returns how many
+    labels changed."""
     dX = _to_device(X)[0]
     dw = _to_device(sample_weight)[0]
     dC = _to_device(centers)[0]
@@ -200,12 +207,14 @@ def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_thr
     dweights, hweights = _output(weights)
     n, d = dX.shape
     k = dC.shape[0]
+    dcounts, hcounts = (cuda.device_array(k), None) if counts is None else _output(counts)
     changed = _assign(dX, dC, dlabels, cuda.device_array(1, dtype=dX.dtype), False, True)
     tb = 4 if _cuda.simulator_enabled() else 16
-    _zero_kernel[(_blocks(k, tb), _blocks(d, tb)), (tb, tb)](dsums, dweights)
+    _zero_kernel[(_blocks(k, tb), _blocks(d, tb)), (tb, tb)](dsums, dweights, dcounts)
     _accumulate_kernel[(_blocks(n, tb), _blocks(d, tb)), (tb, tb)](dX, dw, dlabels, dsums,
-                                                                    dweights)
-    for dev, host in ((dlabels, hlabels), (dsums, hsums), (dweights, hweights)):
+                                                                    dweights, dcounts)
+    for dev, host in ((dlabels, hlabels), (dsums, hsums), (dweights, hweights),
+                      (dcounts, hcounts)):
         if host is not None:
             dev.copy_to_host(host)
     return changed

@@ -177,8 +177,9 @@ cdef inline void _accumulate(const floating* x, double w, Py_ssize_t d,
 
 
 cdef inline Py_ssize_t _stride(Py_ssize_t k, Py_ssize_t d) noexcept nogil:
-    """doubles per group buffer: k*d sums then k weights, rounded up to a cache line."""
-    return ((k * d + k + PAD - 1) // PAD) * PAD
+    """doubles per group buffer: k*d sums, k weights, then k counts (of the rows with
+    a non-zero weight), rounded up to a cache line."""
+    return ((k * d + 2 * k + PAD - 1) // PAD) * PAD
 
 
 cdef inline Py_ssize_t _group_start(Py_ssize_t g, Py_ssize_t n,
@@ -193,21 +194,35 @@ cdef inline Py_ssize_t _group_start(Py_ssize_t g, Py_ssize_t n,
 
 
 cdef void _merge_groups(const double* gbuf, Py_ssize_t n_groups, Py_ssize_t k,
-                        Py_ssize_t d, double* sums, double* weights,
-                        int n_threads) noexcept nogil:
-    """sums/weights = group buffers added in group order (parallel over centres)."""
+                        Py_ssize_t d, double* sums, double* weights, double* counts,
+                        bint update, int n_threads) noexcept nogil:
+    """sums/weights/counts = the group buffers added in group order (parallel over
+    centres), or with ``update`` those totals added to them; counts may be NULL (not
+    kept). A centre that an update leaves without rows of non-zero weight gets exact
+    zeros (its float sums would keep the rounding of every addition and removal)."""
     cdef Py_ssize_t stride = _stride(k, d)
-    cdef Py_ssize_t j, g, f
+    cdef Py_ssize_t j, g, f, g0
     cdef const double* b
     for j in prange(k, num_threads=n_threads, schedule='static'):
-        for f in range(d):
-            sums[j * d + f] = gbuf[j * d + f]
-        weights[j] = gbuf[k * d + j]
-        for g in range(1, n_groups):
+        g0 = 0
+        if not update:
+            for f in range(d):
+                sums[j * d + f] = gbuf[j * d + f]
+            weights[j] = gbuf[k * d + j]
+            if counts != NULL:
+                counts[j] = gbuf[k * d + k + j]
+            g0 = 1
+        for g in range(g0, n_groups):
             b = gbuf + g * stride
             for f in range(d):
                 sums[j * d + f] += b[j * d + f]
             weights[j] += b[k * d + j]
+            if counts != NULL:
+                counts[j] += b[k * d + k + j]
+        if counts != NULL and counts[j] == 0:
+            weights[j] = 0
+            for f in range(d):
+                sums[j * d + f] = 0
 
 
 cdef inline Py_ssize_t _labels(const floating* xpk, Py_ssize_t d, const floating* c,
@@ -221,37 +236,83 @@ cdef inline Py_ssize_t _labels(const floating* xpk, Py_ssize_t d, const floating
         return fastla_gemm_labels_f64(xpk, d, c, cnorm, k, lo, hi, labels, xrows)
 
 
+cdef inline Py_ssize_t _span(Py_ssize_t d, Py_ssize_t itemsize) noexcept nogil:
+    """Rows per labels call of _lloyd_group with X's panels: SUMS_BYTES of X, in whole
+    CHUNKs."""
+    return max(<Py_ssize_t>CHUNK, SUMS_BYTES // (d * itemsize) // CHUNK * CHUNK)
+
+
+cdef inline void _move_row(const floating* x, Py_ssize_t step, double w, Py_ssize_t k,
+                           Py_ssize_t d, int lab, double sign, double* gb) noexcept nogil:
+    """A row of weight w (its d values step apart) into (sign 1) or out of (sign -1)
+    centre lab's group sums, weight and count."""
+    cdef Py_ssize_t f
+    cdef double* s = gb + <Py_ssize_t>lab * d
+    for f in range(d):
+        s[f] += (sign * w) * <double>x[f * step]
+    gb[k * d + lab] += sign * w
+    if w != 0:
+        gb[k * d + k + lab] += sign
+
+
 cdef Py_ssize_t _lloyd_group(const floating* X, const floating* w, const floating* C,
                              const floating* cnorm, Py_ssize_t r0, Py_ssize_t r1, int k,
-                             int d, floating* buf, int* labels, double* gb,
-                             const floating* cpk, const floating* xpk) noexcept nogil:
+                             int d, floating* buf, int* labels, int* prev, bint update,
+                             double* gb, const floating* cpk,
+                             const floating* xpk) noexcept nogil:
     """Rows [r0, r1): assign by chunks, then add w x into this group's buffer; returns
     how many of the rows' labels changed. The chunk's labels are all found before any
     row is added, so that the additions' addresses are known early instead of each
     waiting on its own argmin. With X packed (xpk), the labels come straight from
     fastla_gemm_labels (which brings the chunk's rows of X into the outer caches), on
     chunks of up to SUMS_BYTES of X that end on multiples of CHUNK (whole panels of
-    points: groups start on whole chunks, _group_start)."""
-    cdef Py_ssize_t i0, i, changed = 0
+    points: groups start on whole chunks, _group_start). ``update``: only the rows whose
+    label changed are moved, out of their old centre (none for -1) into the new one
+    (``prev``: room for the labels of one such chunk)."""
+    cdef Py_ssize_t i0, i, step, changed = 0
     cdef int mt, lab
-    cdef Py_ssize_t span = max(<Py_ssize_t>CHUNK,
-                               SUMS_BYTES // (d * <Py_ssize_t>sizeof(floating)) // CHUNK * CHUNK)
+    cdef Py_ssize_t span = _span(d, sizeof(floating))
+    cdef Py_ssize_t nr = FASTLA_GEMM_NR_F32 if floating is float else FASTLA_GEMM_NR_F64
+    cdef const floating* x
     i0 = r0
     while i0 < r1:
         if xpk != NULL:
             mt = <int>(min((i0 // span + 1) * span, r1) - i0)
-            changed += _labels(xpk, d, C, cnorm, k, i0, i0 + mt, labels, X)
+            if update:
+                memcpy(prev, labels + i0, mt * sizeof(int))
+            changed += _labels(xpk, d, C, cnorm, k, i0, i0 + mt, labels,
+                               NULL if update else X)
         else:
             mt = <int>min(<Py_ssize_t>CHUNK, r1 - i0)
             _scores(X + i0 * d, C, cnorm, buf, mt, k, d, cpk)
             for i in range(mt):
                 lab = _argmin(buf + i * k, k)
-                changed += labels[i0 + i] != lab
+                prev[i] = labels[i0 + i]
+                changed += prev[i] != lab
                 labels[i0 + i] = lab
-        for i in range(mt):
-            lab = labels[i0 + i]
-            _accumulate(X + (i0 + i) * d, <double>w[i0 + i], d, gb + <Py_ssize_t>lab * d)
-            gb[<Py_ssize_t>k * d + lab] += <double>w[i0 + i]
+        if not update:
+            for i in range(mt):
+                lab = labels[i0 + i]
+                _accumulate(X + (i0 + i) * d, <double>w[i0 + i], d, gb + <Py_ssize_t>lab * d)
+                gb[<Py_ssize_t>k * d + lab] += <double>w[i0 + i]
+                if w[i0 + i] != 0:
+                    gb[<Py_ssize_t>k * d + k + lab] += 1
+        else:
+            for i in range(mt):
+                lab = labels[i0 + i]
+                if lab == prev[i]:
+                    continue
+                # the row from the panel the labels kernel has just read (in cache),
+                # else from X's chunk, just read by _scores
+                if xpk != NULL:
+                    x = xpk + ((i0 + i) // nr * d) * nr + (i0 + i) % nr
+                    step = nr
+                else:
+                    x = X + (i0 + i) * d
+                    step = 1
+                _move_row(x, step, <double>w[i0 + i], k, d, lab, 1.0, gb)
+                if prev[i] >= 0:
+                    _move_row(x, step, <double>w[i0 + i], k, d, prev[i], -1.0, gb)
         i0 += mt
     return changed
 
@@ -395,9 +456,13 @@ def assign_packed(const floating[:, ::1] X, const floating[:, ::1] centers, int[
 
 def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                const floating[:, ::1] centers, double[:, ::1] sums, double[::1] weights,
-               int[::1] labels, int n_groups, int n_threads, xpk=None):
-    """One fused Lloyd pass: labels against ``centers``; sums[c] = sum w x and
-    weights[c] = sum w over the rows labelled c, bitwise independent of n_threads.
+               int[::1] labels, int n_groups, int n_threads, xpk=None,
+               double[::1] counts=None, bint update=False):
+    """One fused Lloyd pass: labels against ``centers``; sums[c] = sum w x,
+    weights[c] = sum w and counts[c] = the number of rows with w != 0 (if given) over
+    the rows labelled c, bitwise independent of n_threads. With ``update``, sums,
+    weights and counts hold those totals for the labels on entry, and only the rows
+    whose label changes are moved (the sums then carry the rounding of the moves).
     ``xpk``: ``pack_rows(X)``, or None (the labels then come from chunk score blocks);
     the same labels and sums either way. Returns how many labels changed (none: the
     strict convergence of scikit-learn, found without a copy of the old labels)."""
@@ -405,6 +470,8 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     cdef Py_ssize_t stride = _stride(k, d)
     cdef Py_ssize_t g, changed = 0
     cdef floating* buf
+    cdef int* prev
+    cdef double* cntp = &counts[0] if counts is not None else NULL
     cdef floating* cnorm = <floating*>calloc(k + FASTLA_GEMM_PAD, sizeof(floating))
     # each group's buffer is zeroed by the thread that fills it, in parallel and into
     # that thread's cache, instead of by calloc in this thread (one-process A/B, 100,000
@@ -435,15 +502,18 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                 # score blocks only without the panels (256 x k: a fresh mapping of
                 # 256 KiB per thread and pass at k = 256 otherwise)
                 buf = <floating*>malloc(CHUNK * k * sizeof(floating)) if xpkp == NULL else NULL
+                prev = <int*>malloc(_span(d, sizeof(floating)) * sizeof(int))
                 for g in prange(n_groups, schedule='dynamic'):
                     memset(gbuf + g * stride, 0, stride * sizeof(double))
                     changed += _lloyd_group(xp, wp, cp, cnorm,
                                             _group_start(g, n, n_groups),
                                             _group_start(g + 1, n, n_groups), <int>k,
-                                            <int>d, buf, &labels[0], gbuf + g * stride,
-                                            cpk, xpkp)
+                                            <int>d, buf, &labels[0], prev, update,
+                                            gbuf + g * stride, cpk, xpkp)
                 free(buf)
-            _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
+                free(prev)
+            _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], cntp, update,
+                          n_threads)
     finally:
         free(cnorm)
         free(gbuf)
@@ -560,7 +630,8 @@ def elkan_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
                                         _group_start(g, n, n_groups),
                                         _group_start(g + 1, n, n_groups), k, d, &upper[0],
                                         &lower[0, 0], &labels[0], gbuf + g * stride)
-            _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], n_threads)
+            _merge_groups(gbuf, n_groups, k, d, &sums[0, 0], &weights[0], NULL, False,
+                          n_threads)
     finally:
         free(gbuf)
     return changed

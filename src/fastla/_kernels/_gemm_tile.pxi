@@ -5,6 +5,7 @@
 cdef extern from "_gemm_tile.h" nogil:
     const int FASTLA_GEMM_OWN
     enum: FASTLA_GEMM_PAD  # spare rows of a packed buffer (and of padded norms)
+    enum: FASTLA_GEMM_NR_F32, FASTLA_GEMM_NR_F64  # points per panel
     void fastla_gemm_pack_f32(const float* y, Py_ssize_t nt, Py_ssize_t d, float* yp)
     void fastla_gemm_pack_f64(const double* y, Py_ssize_t nt, Py_ssize_t d, double* yp)
     void fastla_gemm_tile_f32(const float* x, Py_ssize_t mt, Py_ssize_t d, const float* yp,

@@ -213,9 +213,13 @@ def kmeans_assign(X, centers, labels, sq_dist, n_threads):
         labels[i], sq_dist[i] = _nearest(X[i], centers)
 
 
-def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads):
+def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads,
+               counts=None, update=False):
+    """The totals for the new labels, made afresh (what an ``update`` must also give)."""
     sums[:] = 0.0
     weights[:] = 0.0
+    if counts is not None:
+        counts[:] = 0.0
     changed = 0
     for i in range(X.shape[0]):
         j, _ = _nearest(X[i], centers)
@@ -225,6 +229,8 @@ def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_thr
         for f in range(X.shape[1]):
             sums[j, f] += w * float(X[i, f])
         weights[j] += w
+        if counts is not None and w != 0:
+            counts[j] += 1
     return changed
 
 

@@ -105,17 +105,41 @@ def _assign_rows(G, keys, cn, top, X, C, i0, labels, sq_dist, want_sq):
 
 
 @jit(nogil=True)
-def _accumulate_rows(X, w, labels, r0, r1, gb, k):
-    """gb[:k*d] += w x per centre, gb[k*d:k*d+k] += w, rows r0..r1-1 in row order."""
+def _move_row(X, i, wi, lab, sign, gb, k):
+    """Row i of weight wi into (sign 1) or out of (sign -1) centre lab's group sums,
+    weight and count (of the rows with a non-zero weight): the Cython _move_row."""
+    d = X.shape[1]
+    kd = k * d
+    base = lab * d
+    for f in range(d):
+        gb[base + f] += (sign * wi) * np.float64(X[i, f])
+    gb[kd + lab] += sign * wi
+    if wi != 0:
+        gb[kd + k + lab] += sign
+
+
+@jit(nogil=True)
+def _accumulate_rows(X, w, labels, prev, update, r0, r1, gb, k):
+    """gb[:k*d] += w x per centre, gb[k*d:k*d+k] += w and gb[k*d+k:k*d+2k] += (w != 0),
+    rows r0..r1-1 in row order; with ``update``, only the rows whose label changed from
+    prev, moved out of the old centre (none for -1) into the new one."""
     d = X.shape[1]
     kd = k * d
     for i in range(r0, r1):
         lab = labels[i]
         wi = np.float64(w[i])
+        if update:
+            if lab != prev[i]:
+                _move_row(X, i, wi, lab, 1.0, gb, k)
+                if prev[i] >= 0:
+                    _move_row(X, i, wi, prev[i], -1.0, gb, k)
+            continue
         base = lab * d
         for f in range(d):
             gb[base + f] += wi * np.float64(X[i, f])
         gb[kd + lab] += wi
+        if wi != 0:
+            gb[kd + k + lab] += 1.0
 
 
 def _assign(X, C, labels, sq_dist, want_sq, n_threads):
@@ -164,39 +188,54 @@ def _group_start(g, n, n_groups):
 
 
 @jit(parallel=True)
-def _accumulate(X, w, labels, gbuf, k):
-    """gbuf[g] = group g's sums of w x per centre (k*d) then of w (k), in row order."""
+def _accumulate(X, w, labels, prev, update, gbuf, k):
+    """gbuf[g] = group g's sums of w x per centre (k*d), of w (k) and of w != 0 (k), in
+    row order (with ``update``: of the moves, _accumulate_rows)."""
     n = X.shape[0]
     n_groups = gbuf.shape[0]
     for g in prange(n_groups):
-        _accumulate_rows(X, w, labels, _group_start(g, n, n_groups),
+        _accumulate_rows(X, w, labels, prev, update, _group_start(g, n, n_groups),
                          _group_start(g + 1, n, n_groups), gbuf[g], k)
 
 
 @jit(parallel=True)
-def _merge_groups(gbuf, sums, weights):
-    """sums/weights = the group buffers added in group order (parallel over centres)."""
+def _merge_groups(gbuf, sums, weights, counts, update):
+    """sums/weights/counts = the group buffers added in group order (parallel over
+    centres), or with ``update`` added to them in that order; a centre left without
+    rows of non-zero weight gets exact zeros (the Cython _merge_groups)."""
     k, d = sums.shape
     n_groups = gbuf.shape[0]
     kd = k * d
     for j in prange(k):
-        for f in range(d):
-            sums[j, f] = gbuf[0, j * d + f]
-        weights[j] = gbuf[0, kd + j]
-        for g in range(1, n_groups):
+        g0 = 0
+        if not update:
+            for f in range(d):
+                sums[j, f] = gbuf[0, j * d + f]
+            weights[j] = gbuf[0, kd + j]
+            counts[j] = gbuf[0, kd + k + j]
+            g0 = 1
+        for g in range(g0, n_groups):
             for f in range(d):
                 sums[j, f] += gbuf[g, j * d + f]
             weights[j] += gbuf[g, kd + j]
+            counts[j] += gbuf[g, kd + k + j]
+        if counts[j] == 0:
+            weights[j] = 0.0
+            for f in range(d):
+                sums[j, f] = 0.0
 
 
-def _sums(X, w, labels, sums, weights, n_groups, n_threads):
-    """sums/weights by the deterministic group layout (see the module doc)."""
+def _sums(X, w, labels, sums, weights, n_groups, n_threads, counts=None, prev=None):
+    """sums/weights (and counts) by the deterministic group layout (see the module
+    doc); with ``prev`` (the labels before the pass), an update of them (lloyd_iter)."""
     k, d = sums.shape
-    stride = ((k * d + k + PAD - 1) // PAD) * PAD
+    stride = ((k * d + 2 * k + PAD - 1) // PAD) * PAD
     gbuf = np.zeros((int(n_groups), stride))
+    update = prev is not None
+    counts = np.empty(k) if counts is None else counts
     with numba_threads(n_threads):
-        _accumulate(X, w, labels, gbuf, k)
-        _merge_groups(gbuf, sums, weights)
+        _accumulate(X, w, labels, labels if prev is None else prev, update, gbuf, k)
+        _merge_groups(gbuf, sums, weights, counts, update)
 
 
 # ------------------------------------------------------------------ Lloyd entries
@@ -206,12 +245,16 @@ def kmeans_assign(X, centers, labels, sq_dist, n_threads):
     _assign(X, centers, labels, sq_dist, True, n_threads)
 
 
-def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads):
-    """Labels against ``centers``; sums[c] = sum w x, weights[c] = sum w over the rows
-    labelled c, bitwise independent of n_threads (group order, see the module doc).
-    Returns how many labels changed."""
+def lloyd_iter(X, sample_weight, centers, sums, weights, labels, n_groups, n_threads,
+               counts=None, update=False):
+    """Labels against ``centers``; sums[c] = sum w x, weights[c] = sum w and counts[c]
+    = the number of rows with w != 0 (if given) over the rows labelled c, bitwise
+    independent of n_threads (group order, see the module doc). With ``update``, they
+    hold those totals for the labels on entry and only the rows whose label changes
+    are moved. Returns how many labels changed."""
+    prev = labels.copy() if update else None
     changed = _assign(X, centers, labels, np.empty(0, dtype=X.dtype), False, n_threads)
-    _sums(X, sample_weight, labels, sums, weights, n_groups, n_threads)
+    _sums(X, sample_weight, labels, sums, weights, n_groups, n_threads, counts, prev)
     return changed
 
 
