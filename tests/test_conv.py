@@ -411,7 +411,7 @@ def test_rows_kernels_every_variant(monkeypatch, dtype, kshape):
             b = types.SimpleNamespace(kernel=mod.correlate2d)
             got = {}
             for bounds in ((0, 1 << 62), (1 << 62, 1 << 62)):  # streamed, cached
-                monkeypatch.setattr(mod, "STREAM_BYTES", bounds)
+                monkeypatch.setattr(mod, "STREAM_RANGE", bounds)
                 st = []
                 got[bounds] = conv._direct(b, x, w, kh // 2, kw // 2, H, W, "reflect", 0.0,
                                            2, status=st)
@@ -567,7 +567,7 @@ def test_fused_separable_is_the_two_passes(monkeypatch, mode, dtype):
                             1.5 * float(np.sum(row)), 2, cols=np.arange(W, dtype=np.intp))
         rowidx, colidx, oxk, jlo, jhi = conv._tables(H, W, kh, kw, oy, ox, H, W, mode)
         for bounds in ((0, 1 << 62), (1 << 62, 1 << 62)):  # streamed, cached
-            monkeypatch.setattr(mod, "STREAM_BYTES", bounds)
+            monkeypatch.setattr(mod, "STREAM_RANGE", bounds)
             got = np.full((2, 1, H, W), -3.0, dtype)
             mod.correlate2d_sep(x, col, row, rowidx, colidx, oxk, jlo, jhi, 1.5,
                                 1.5 * float(np.sum(row)), got, 2)

@@ -18,7 +18,7 @@ once and fed to both rows, the sums held in vector registers across all kernel r
 stored once (3x3 has its own kernel with the nine taps in registers). Only the ``kw - 1``
 border columns on each side go through the column table. Rows are resolved once per
 (output row, kernel row) through the row table, so border rows cost no more than
-interior ones and nothing is padded. Outputs of STREAM_BYTES[0] to STREAM_BYTES[1]
+interior ones and nothing is padded. Outputs of STREAM_RANGE[0] to STREAM_RANGE[1]
 bytes are written with streaming stores.
 
 Parallelism: ``prange`` over (image, row-pair) work items with a static schedule, so
@@ -175,7 +175,7 @@ cdef int _two_rows_3x3(const real* img, Py_ssize_t W, const real* w,
 # read of every line (2048^2 float32: 0.99 -> 0.83 ms); from 32 MiB (glibc's largest
 # heap allocation) each call maps fresh pages that the kernel zeroes through the cache,
 # and there cached stores were faster (2048^2 float64: 4.65 against 5.15 ms).
-STREAM_BYTES = (4 << 20, 32 << 20)
+STREAM_RANGE = (4 << 20, 32 << 20)
 
 
 @cython.boundscheck(False)
@@ -214,7 +214,7 @@ def correlate2d(const real[:, :, ::1] img, const real[:, :, ::1] w,
     cdef int bad = 0
     cdef real* o0
     cdef Py_ssize_t nbytes = B * K * Ho * Wo * sizeof(real)
-    cdef bint stream = STREAM_BYTES[0] <= nbytes < STREAM_BYTES[1]
+    cdef bint stream = STREAM_RANGE[0] <= nbytes < STREAM_RANGE[1]
     with nogil, parallel(num_threads=n_threads):
         for t in prange(B * npair, schedule="static"):
             b = t // npair
@@ -527,7 +527,7 @@ def correlate2d_sep(const real[:, :, ::1] img, const real[::1] col, const real[:
     cdef Py_ssize_t one[1]
     cdef real* o0
     cdef int bad = 0
-    cdef bint stream = STREAM_BYTES[0] <= B * HoWo * <Py_ssize_t>sizeof(real) < STREAM_BYTES[1]
+    cdef bint stream = STREAM_RANGE[0] <= B * HoWo * <Py_ssize_t>sizeof(real) < STREAM_RANGE[1]
     if B == 0 or Ho == 0 or Wo == 0:
         return 0
     ip = &img[0, 0, 0]
