@@ -20,7 +20,9 @@
 #
 # Kernels do not validate: fastla.kmeans guarantees C-contiguous X (n, d) and centres
 # (k, d) of one float dtype, sample weights of that dtype, outputs of the right shapes,
-# 1 <= n_groups <= n and candidates inside [0, n).
+# 1 <= n_groups <= n, candidates inside [0, n), and for ``xpk`` the panels that
+# pack_rows or center_pack made of that very X; with ``update``, counts and the totals
+# of the labels on entry (lloyd_iter).
 
 from cython.parallel cimport prange, parallel
 from libc.math cimport sqrt
@@ -438,8 +440,6 @@ def assign_packed(const floating[:, ::1] X, const floating[:, ::1] centers, int[
     cdef const floating* cp = &centers[0, 0]
     if n == 0:
         return
-    if xpv.shape[0] < (n + FASTLA_GEMM_PAD) * d:
-        raise ValueError("xpk is not pack_rows(X)")
     cnorm = <floating*>calloc(k + FASTLA_GEMM_PAD, sizeof(floating))
     if cnorm == NULL:
         raise MemoryError("k-means centre norms")
@@ -489,8 +489,6 @@ def lloyd_iter(const floating[:, ::1] X, const floating[::1] sample_weight,
     cdef const floating* xpkp = NULL
     if xpk is not None and OWN_GEMM:
         xpv = xpk
-        if xpv.shape[0] < (n + FASTLA_GEMM_PAD) * d:
-            raise ValueError("xpk is not pack_rows(X)")
         xpkp = &xpv[0]
     if OWN_GEMM and xpkp == NULL:  # (the labels kernel reads the centres' rows)
         cpk = _packed_centres(cp, k, d)
