@@ -110,19 +110,31 @@ def collect_cases(ops, quick):
     return cases
 
 
-def run_case(case, *, quick, repeat, n_threads, ceilings, tick=lambda s: None):
-    """Measure one case; returns a dict row."""
+def _backends(op):
+    """fastla's compiled backends for op (the naive python loops are timed apart)."""
     import fastla
 
+    return [b for b in fastla.available_backends(op) if b != "python"]
+
+
+def _time_backend(case, b, data, repeat, n_threads):
+    return best_time(lambda: case.run(b, data, n_threads), repeat)
+
+
+def _time_peer(peer, data, repeat, n_threads):
+    with peer_threads(n_threads):  # the peer gets the same thread count
+        return best_time(lambda: peer.run(data), repeat)
+
+
+def run_case(case, *, quick, repeat, n_threads, ceilings, tick=lambda s: None):
+    """Measure one case; returns a dict row."""
     row = {"op": case.op, "title": case.title, "unit": case.unit, "backends": {},
            "peers": {}, "naive": None, "skipped": {}}
     data = case.setup()
     scale = 1e9 if case.unit.startswith("G") else 1e6
-    for b in fastla.available_backends(case.op):
-        if b == "python":
-            continue
+    for b in _backends(case.op):
         tick(f"{case.title}: {b}")
-        t = best_time(lambda: case.run(b, data, n_threads), repeat)
+        t = _time_backend(case, b, data, repeat, n_threads)
         row["backends"][b] = {"time": t, "throughput": case.work / t / scale}
     for peer in case.peers:
         why = peer.available()
@@ -130,8 +142,7 @@ def run_case(case, *, quick, repeat, n_threads, ceilings, tick=lambda s: None):
             row["skipped"][peer.name] = why
             continue
         tick(f"{case.title}: {peer.name}")
-        with peer_threads(n_threads):  # the peer gets the same thread count
-            t = best_time(lambda: peer.run(data), repeat)
+        t = _time_peer(peer, data, repeat, n_threads)
         row["peers"][peer.name] = {"time": t, "throughput": case.work / t / scale}
     if case.naive_run is not None:
         tick(f"{case.title}: naive loop")
@@ -269,19 +280,13 @@ def run_rounds(case, rounds, repeat, n_threads):
     seconds})]). One timed run was too few to pick: a single slow run made a faster
     backend lose (5x5 separable picked numba at 2.9 ms over Cython's 2.1).
     """
-    import fastla
-
     data = case.setup()
-    backends = [b for b in fastla.available_backends(case.op) if b != "python"]
-    best = min(backends, key=lambda b: best_time(lambda: case.run(b, data, n_threads), 3))
+    best = min(_backends(case.op), key=lambda b: _time_backend(case, b, data, 3, n_threads))
     peers = [p for p in case.peers if p.available() is None]
     out = []
     for r in range(rounds):
-        t = best_time(lambda: case.run(best, data, n_threads), repeat)
-        tp = {}
-        for peer in peers:
-            with peer_threads(n_threads):
-                tp[peer.name] = best_time(lambda: peer.run(data), repeat)
+        t = _time_backend(case, best, data, repeat, n_threads)
+        tp = {peer.name: _time_peer(peer, data, repeat, n_threads) for peer in peers}
         out.append((r + 1, t, tp))
     return best, out
 
