@@ -189,16 +189,22 @@ def test_plusplus_trials_match_naive(backend, dtype, t):
     np.testing.assert_allclose(pots, rp, rtol=1e-10)
 
 
-@pytest.mark.parametrize("scale", [1.0, 1e18, 1e-18, 1e-21])
-def test_plusplus_screen_is_bitwise_the_exact_pass(monkeypatch, scale):
+@pytest.mark.parametrize("d", [13, 70])
+@pytest.mark.parametrize("scale", [1.0, 3e3, 1e5, 1e18, 1e-6, 1e-18, 1e-21, "int"])
+def test_plusplus_screen_is_bitwise_the_exact_pass(monkeypatch, scale, d):
     """float32 data: the screened k-means++ pass (float32 sums first, exact float64
     distances only for rows a trial may improve) gives the exact pass's distances and
-    potentials bitwise, on every built variant: closest near the distances (just above,
-    just below, equal), 0, inf and far below; values whose float32 squares overflow or
-    underflow (scale); row counts that leave partial groups of 8 and partial chunks."""
+    potentials bitwise, on every built variant, and so does the screen of X's
+    half-precision copy (plusplus_half, on the F16C builds): closest near the distances
+    (just above, just below, equal), 0, inf and far below; values whose float32 squares
+    overflow or underflow, whose halves overflow (no copy then), are subnormal or zero,
+    or are exact (integers: no rounding error); row counts that leave partial groups of
+    8 and partial chunks; d past one converted block of 64 features."""
     rng = np.random.default_rng(3)
-    n, d = 1037, 13
-    X = (_blobs(n, d, 5, np.float64, seed=3) * scale).astype(np.float32)
+    n = 1037
+    X = _blobs(n, d, 5, np.float64, seed=3)
+    X = np.round(X * 10) if scale == "int" else X * scale
+    X = X.astype(np.float32)
     w = rng.uniform(0.1, 2, n).astype(np.float32)
     cand = rng.integers(0, n, 7).astype(np.intp)
     exact = ((X[None, :, :].astype(np.float64) - X[cand][:, None, :]) ** 2).sum(-1).min(0)
@@ -214,6 +220,21 @@ def test_plusplus_screen_is_bitwise_the_exact_pass(monkeypatch, scale):
             got[screen] = (dist, pots)
         np.testing.assert_array_equal(got[True][0], got[False][0])
         np.testing.assert_array_equal(got[True][1], got[False][1])
+        half = mod.plusplus_half(X, 2)  # (PP_SCREEN is off here: no copy)
+        assert half is None
+        monkeypatch.setattr(mod, "PP_SCREEN", True)
+        half = mod.plusplus_half(X, 2)
+        f16c = mod.__name__.rsplit("__", 1)[-1] in ("v3", "v4")
+        assert (half is not None) == (f16c and np.abs(X).max() < 65504), mod.__name__
+        if half is None:
+            continue
+        x16, e = half
+        err = np.sqrt(((X.astype(np.float64) - x16.view(np.float16)) ** 2).sum(1))
+        assert (e >= err).all() and (e <= err * (1 + 1e-12) + 1e-300).all()
+        dist = np.empty((7, n))
+        pots = mod.plusplus_trials(X, cand, closest, w, dist, 2, half)
+        np.testing.assert_array_equal(dist, got[False][0])
+        np.testing.assert_array_equal(pots, got[False][1])
 
 
 def test_minibatch_update_matches_naive(backend, dtype):

@@ -275,7 +275,23 @@ def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
         upd_blocks(row, w, closest, bsum, n_threads)
         return np.cumsum(bsum)
 
-    pot = b.kernel(X, np.array([first], dtype=np.intp), closest, w, dist, n_threads)[0]
+    # (float32 data: the trials' screen reads a half-precision copy of X, made once
+    # here, where the backend has one; the same results, half the bytes a step)
+    half = _backend.optional_entry("kmeans_plusplus", b.name, "plusplus_half")
+    extra = {}
+    if half is not None and X.dtype == np.float32:
+        try:  # (n, d) halves and n float64 errors; without room, the float32 screen
+            _v.check_alloc((n, X.shape[1] + 4), np.float16, what="X in half precision")
+            hx = half(X, n_threads)
+        except (_v.OutputTooLargeError, MemoryError):
+            hx = None
+        if hx is not None:
+            extra = {"half": hx}
+
+    def trials(cand):
+        return b.kernel(X, cand, closest, w, dist, n_threads, **extra)
+
+    pot = trials(np.array([first], dtype=np.intp))[0]
     cumb = update_from(dist[0])
     centers[0] = X[first]
     indices[0] = first
@@ -290,7 +306,7 @@ def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
             cand[:] = np.minimum(np.searchsorted(cum, rand_vals), n - 1)
         else:
             sample(closest, w, cumb, rand_vals, cand)
-        pots = b.kernel(X, cand, closest, w, dist, n_threads)
+        pots = trials(cand)
         best = int(np.argmin(pots))
         pot = pots[best]
         cumb = update_from(dist[best])

@@ -124,6 +124,13 @@ cdef extern from "_kmeans_vec.h" nogil:
     Py_ssize_t fastla_pp_screen_f32(const float* X, Py_ssize_t d, Py_ssize_t i0,
                                     Py_ssize_t i1, const float* ctf, const double* closest,
                                     double margin, Py_ssize_t* sel)
+    const int FASTLA_PP_F16
+    int fastla_pp_f16_copy(const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1,
+                           unsigned short* x16, double* e)
+    Py_ssize_t fastla_pp_screen_f16(const unsigned short* x16, const double* e,
+                                    const float* X, Py_ssize_t d, Py_ssize_t i0, Py_ssize_t i1,
+                                    const float* ctf, const double* closest, double margin,
+                                    Py_ssize_t* sel)
     void fastla_pp_update_f32(const double* row, const float* w, double* closest,
                               double* cum, Py_ssize_t n)
     void fastla_pp_update_f64(const double* row, const double* w, double* closest,
@@ -645,7 +652,8 @@ PP_SCREEN = True
 cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
                     Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t d, Py_ssize_t t0,
                     Py_ssize_t tn, Py_ssize_t n, const double* closest, const floating* w,
-                    double* dist_out, double* pot, bint screen) noexcept nogil:
+                    double* dist_out, double* pot, bint screen,
+                    const unsigned short* x16, const double* e16) noexcept nogil:
     """Rows [i0, i1) (at most CHUNK) against trials t0..t0+tn (tn <= TT), candidates
     transposed in ct[f * TT + jj]: all trial distances of a row in one sweep of its
     features (_kmeans_vec.h, 8 rows at a time on AVX-512, else 4), then min with closest
@@ -654,7 +662,8 @@ cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
     ``screen`` (float32 data; ctf: the candidates in float32): only the rows the float32
     screen cannot rule out get exact distances; the others keep closest for every trial
     (min(closest, exact) there). margin = (d + 8) 2^-22: four times the float32 sums'
-    error bound."""
+    error bound. With x16 (``plusplus_half``), the screen reads X's half-precision copy
+    and its rows' rounding errors e16 instead (_kmeans_vec.h 2c)."""
     cdef double acc[CHUNK * TT]
     cdef double seg[TT * CHUNK]
     cdef Py_ssize_t sel[CHUNK]
@@ -663,7 +672,12 @@ cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
     cdef const double* a
     cdef Py_ssize_t i, jj, ns = 0, r = 0
     if floating is float:
-        if screen:
+        if screen and x16 != NULL:
+            ns = fastla_pp_screen_f16(x16, e16, X, d, i0, i1, ctf, closest,
+                                      (d + 8) * 2.384185791015625e-07, sel)
+            if ns:
+                fastla_pp_rows_f32(X, d, 0, ns, ct, acc, sel)
+        elif screen:
             ns = fastla_pp_screen_f32(X, d, i0, i1, ctf, closest,
                                       (d + 8) * 2.384185791015625e-07, sel)
             if ns:
@@ -700,11 +714,32 @@ cdef void _pp_chunk(const floating* X, const double* ct, const float* ctf,
         pot[jj] = p[jj]
 
 
+def plusplus_half(const float[:, ::1] X, int n_threads):
+    """(x16, e): X in half precision (uint16 bits, (n, d)) and each row's rounding error
+    bound e[i] >= ||x_i - x16_i|| (float64), for ``plusplus_trials``' screen; None where
+    the build has no F16C, the screen is off, or a value has no finite half (|x| >=
+    65520). One parallel pass over X, once per seeding."""
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], ch
+    cdef int bad = 0
+    if not FASTLA_PP_F16 or not PP_SCREEN or n == 0:
+        return None
+    x16 = np.empty((n, d), dtype=np.uint16)
+    e = np.empty(n)
+    cdef unsigned short[:, ::1] hv = x16
+    cdef double[::1] ev = e
+    with nogil:
+        for ch in prange((n + CHUNK - 1) // CHUNK, num_threads=n_threads, schedule='static'):
+            bad += 1 - fastla_pp_f16_copy(&X[0, 0], d, ch * CHUNK, min(n, (ch + 1) * CHUNK),
+                                          &hv[0, 0], &ev[0])
+    return None if bad else (x16, e)
+
+
 def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
                     const double[::1] closest, const floating[::1] sample_weight,
-                    double[:, ::1] dist_out, int n_threads):
+                    double[:, ::1] dist_out, int n_threads, half=None):
     """dist_out[j, i] = min(closest[i], ||x_i - X[candidates[j]]||^2); returns the
-    potentials sum_i w_i dist_out[j, i] (chunk partials added in chunk order)."""
+    potentials sum_i w_i dist_out[j, i] (chunk partials added in chunk order). ``half``:
+    ``plusplus_half(X)`` for the float32 screen, or None; the same results either way."""
     cdef Py_ssize_t n = X.shape[0], d = X.shape[1], t = candidates.shape[0]
     cdef Py_ssize_t n_chunks = (n + CHUNK - 1) // CHUNK
     cdef Py_ssize_t ch, t0, tn, f, jj, c
@@ -712,6 +747,13 @@ def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
     cdef double[::1] ct = np.zeros(d * TT)
     cdef float[::1] ctf = np.zeros(d * TT, dtype=np.float32)
     cdef bint screen = floating is float and PP_SCREEN
+    cdef const unsigned short[:, ::1] hv
+    cdef const double[::1] ev
+    cdef const unsigned short* x16 = NULL
+    cdef const double* e16 = NULL
+    if screen and half is not None:
+        hv, ev = half
+        x16, e16 = &hv[0, 0], &ev[0]
     pots = np.zeros(t)
     cdef double[::1] pv = pots
     cdef const floating* xp = &X[0, 0]
@@ -727,7 +769,7 @@ def plusplus_trials(const floating[:, ::1] X, const Py_ssize_t[::1] candidates,
             for ch in prange(n_chunks, schedule='dynamic'):
                 _pp_chunk(xp, &ct[0], &ctf[0], ch * CHUNK, min((ch + 1) * CHUNK, n), d,
                           t0, tn, n, &closest[0], &sample_weight[0], &dist_out[0, 0],
-                          &part[ch, t0], screen)
+                          &part[ch, t0], screen, x16, e16)
             # this thread's streamed stores, ordered before anyone reads dist_out
             fastla_sfence()
     for ch in range(n_chunks):

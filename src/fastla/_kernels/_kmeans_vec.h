@@ -267,6 +267,9 @@ FASTLA_PP_ROWS(fastla_pp_rows_f64, double)
 #if defined(__GNUC__) || defined(__clang__)
 typedef float fastla_v8f __attribute__((vector_size(32)));
 typedef int fastla_v8i __attribute__((vector_size(32)));
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 /* 1 if any of the 8 sums is not safely above thr. NaN-safe (a NaN compares unsafe).
  * Sums below 1e-30 are unsafe: their terms may have underflowed, where the error is
@@ -278,10 +281,15 @@ static inline int fastla_pp_needs_exact(fastla_v8f a, double thr)
     /* thr rounded up to float32 (a > thr32 implies a > thr); inf when out of range */
     const float t32 = (float)(thr * (1.0 + 9.5367431640625e-07));
     const fastla_v8i safe = (a > t32) & (a >= 1e-30f) & (a <= 3.0e38f);
+#if defined(__AVX__)
+    /* one sign-bit mask of the 8 lanes (the loop below compiles to 8 extractions) */
+    return _mm256_movemask_ps((__m256)safe) != 0xff;
+#else
     int m = -1, t;
     for (t = 0; t < 8; t++)
         m &= safe[t];
     return m == 0;
+#endif
 }
 
 static inline ptrdiff_t fastla_pp_screen_f32(const float* X, ptrdiff_t d, ptrdiff_t i0,
@@ -343,6 +351,159 @@ static inline ptrdiff_t fastla_pp_screen_f32(const float* X, ptrdiff_t d, ptrdif
 {
     ptrdiff_t i, ns = 0;
     (void)X; (void)d; (void)ctf; (void)closest; (void)margin;
+    for (i = i0; i < i1; i++)
+        sel[ns++] = i;
+    return ns;
+}
+#endif
+
+/* 2c. k-means++ half-precision screen (float32 data, builds with F16C: v3 and v4).
+ *
+ * The float32 screen (2b) reads all of X every step: at 200,000 x 64 that is 51 MB a
+ * step from memory, and the step takes 17 ns a row against 12-13 ns when X is in the
+ * caches. Here it reads a half-precision copy instead (fastla_pp_f16_copy, made once per
+ * seeding: half the bytes, 25.6 MB there, which the last-level cache can mostly hold).
+ *
+ * fastla_pp_f16_copy(X, d, i0, i1, x16, e) -> 1 if all of rows [i0, i1) converted to
+ *   finite halves (round to nearest), else 0 (|x| >= 65520: the caller keeps 2b), and
+ *   e[i] >= ||x_i - x16_i||, the row's rounding error: its float64 sum of squares
+ *   (every difference of a float and its half is exact in float64) rounded up by
+ *   (d + 2) 2^-52 for the additions and the square root.
+ * fastla_pp_screen_f16(x16, e, X, d, i0, i1, ctf, closest, margin, sel) -> ns: as 2b, with
+ *   each row's 8 trial sums s~ of (c - x16)^2 taken in float32 from the halves (within
+ *   (d + 3) u of ||c - x16||^2, as in 2b), and a row ruled out when every sum exceeds
+ *   (sqrt(closest) + e)^2 (1 + margin): then ||c - x16|| > sqrt(closest) + e, so
+ *   ||c - x|| >= ||c - x16|| - e > sqrt(closest) by the same relative margin as in 2b,
+ *   and min(closest, exact) is closest, bitwise. Rows with e = 0 (data exact in half
+ *   precision, such as small integers) get 2b's very test. The float32 rows of X that
+ *   the screen keeps are prefetched for the exact pass (2.), which reads them next.
+ */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__F16C__)
+#include <immintrin.h>
+#include <math.h>
+#define FASTLA_PP_F16 1
+
+static inline int fastla_pp_f16_copy(const float* X, ptrdiff_t d, ptrdiff_t i0,
+                                     ptrdiff_t i1, unsigned short* x16, double* e)
+{
+    ptrdiff_t i, f;
+    int ok = 1;
+    for (i = i0; i < i1; i++) {
+        const float* x = X + i * d;
+        unsigned short* h = x16 + i * d;
+        double s = 0.0;
+        for (f = 0; f + 8 <= d; f += 8) {
+            __m256 v = _mm256_loadu_ps(x + f);
+            __m128i q = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+            _mm_storeu_si128((__m128i*)(h + f), q);
+        }
+        for (; f < d; f++)
+            h[f] = (unsigned short)_cvtss_sh(x[f], _MM_FROUND_TO_NEAREST_INT);
+        for (f = 0; f < d; f++) {
+            const float b = _cvtsh_ss(h[f]);
+            const double t = (double)x[f] - (double)b;
+            if ((h[f] & 0x7c00) == 0x7c00)
+                ok = 0;
+            s += t * t;
+        }
+        e[i] = sqrt(s) * (1.0 + (double)(d + 2) * 2.220446049250313e-16);
+    }
+    return ok;
+}
+
+/* halves of 8 rows, features f0 .. f0 + fb - 1, into xb[r * FASTLA_PP_FB + j] */
+static inline void fastla_pp_f16_block(const unsigned short* h, ptrdiff_t d, ptrdiff_t f0,
+                                       ptrdiff_t fb, ptrdiff_t nrows, float* xb)
+{
+    ptrdiff_t r, j;
+    for (r = 0; r < nrows; r++) {
+        const unsigned short* q = h + r * d + f0;
+        float* o = xb + r * FASTLA_PP_FB;
+        for (j = 0; j + 8 <= fb; j += 8)
+            _mm256_storeu_ps(o + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(q + j))));
+        for (; j < fb; j++)
+            o[j] = _cvtsh_ss(q[j]);
+    }
+}
+
+static inline double fastla_pp_f16_thr(double closest, double e, double scale)
+{
+    const double r = sqrt(closest) + e;
+    return r * r * scale;
+}
+
+static inline ptrdiff_t fastla_pp_screen_f16(const unsigned short* x16, const double* e,
+                                             const float* X, ptrdiff_t d, ptrdiff_t i0,
+                                             ptrdiff_t i1, const float* ctf,
+                                             const double* closest, double margin,
+                                             ptrdiff_t* sel)
+{
+    ptrdiff_t i, j, f0, fb, r, ns = 0;
+    const double scale = 1.0 + margin;
+    float xb[8 * FASTLA_PP_FB];
+    fastla_v8f c, t;
+    for (i = i0; i < i1; i += 8) {
+        const ptrdiff_t nr = i1 - i < 8 ? i1 - i : 8;
+        fastla_v8f a[8] = {{0}};
+        {
+            /* the group four ahead (the halves stream from the outer caches or memory) */
+            const char* pf = (const char*)(x16 + (i + 32) * d);
+            ptrdiff_t o;
+            if (i + 40 <= i1)
+                for (o = 0; o < 8 * d * (ptrdiff_t)sizeof(unsigned short); o += 64)
+                    __builtin_prefetch(pf + o);
+        }
+        for (f0 = 0; f0 < d; f0 += FASTLA_PP_FB) {
+            fb = d - f0 < FASTLA_PP_FB ? d - f0 : FASTLA_PP_FB;
+            fastla_pp_f16_block(x16 + i * d, d, f0, fb, nr, xb);
+            if (nr == 8) {
+                for (j = 0; j < fb; j++) {
+                    memcpy(&c, ctf + (f0 + j) * 8, sizeof c);
+                    t = c - xb[j]; a[0] += t * t;
+                    t = c - xb[FASTLA_PP_FB + j]; a[1] += t * t;
+                    t = c - xb[2 * FASTLA_PP_FB + j]; a[2] += t * t;
+                    t = c - xb[3 * FASTLA_PP_FB + j]; a[3] += t * t;
+                    t = c - xb[4 * FASTLA_PP_FB + j]; a[4] += t * t;
+                    t = c - xb[5 * FASTLA_PP_FB + j]; a[5] += t * t;
+                    t = c - xb[6 * FASTLA_PP_FB + j]; a[6] += t * t;
+                    t = c - xb[7 * FASTLA_PP_FB + j]; a[7] += t * t;
+                }
+            } else {
+                for (r = 0; r < nr; r++)
+                    for (j = 0; j < fb; j++) {
+                        memcpy(&c, ctf + (f0 + j) * 8, sizeof c);
+                        t = c - xb[r * FASTLA_PP_FB + j]; a[r] += t * t;
+                    }
+            }
+        }
+        for (r = 0; r < nr; r++)
+            if (fastla_pp_needs_exact(a[r], fastla_pp_f16_thr(closest[i + r], e[i + r], scale))) {
+                /* the exact pass reads this row of X next: ask for it now */
+                const char* q = (const char*)(X + (i + r) * d);
+                ptrdiff_t o;
+                for (o = 0; o < d * (ptrdiff_t)sizeof(float); o += 64)
+                    __builtin_prefetch(q + o);
+                sel[ns++] = i + r;
+            }
+    }
+    return ns;
+}
+#else
+#define FASTLA_PP_F16 0
+static inline int fastla_pp_f16_copy(const float* X, ptrdiff_t d, ptrdiff_t i0,
+                                     ptrdiff_t i1, unsigned short* x16, double* e)
+{
+    (void)X; (void)d; (void)i0; (void)i1; (void)x16; (void)e;
+    return 0;
+}
+static inline ptrdiff_t fastla_pp_screen_f16(const unsigned short* x16, const double* e,
+                                             const float* X, ptrdiff_t d, ptrdiff_t i0,
+                                             ptrdiff_t i1, const float* ctf,
+                                             const double* closest, double margin,
+                                             ptrdiff_t* sel)
+{
+    ptrdiff_t i, ns = 0;
+    (void)x16; (void)e; (void)X; (void)d; (void)ctf; (void)closest; (void)margin;
     for (i = i0; i < i1; i++)
         sel[ns++] = i;
     return ns;
