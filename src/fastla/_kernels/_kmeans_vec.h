@@ -292,44 +292,47 @@ static inline int fastla_pp_needs_exact(fastla_v8f a, double thr)
 #endif
 }
 
+/* a[r] += (c - ROWS[r * S + J])^2 for the 8 rows r of a group: the screens' step */
+#define FASTLA_PP_SCREEN8(a, c, ROWS, S, J)                                        \
+    do {                                                                           \
+        fastla_v8f t_;                                                             \
+        t_ = (c) - (ROWS)[(J)]; (a)[0] += t_ * t_;                                 \
+        t_ = (c) - (ROWS)[(S) + (J)]; (a)[1] += t_ * t_;                           \
+        t_ = (c) - (ROWS)[2 * (S) + (J)]; (a)[2] += t_ * t_;                       \
+        t_ = (c) - (ROWS)[3 * (S) + (J)]; (a)[3] += t_ * t_;                       \
+        t_ = (c) - (ROWS)[4 * (S) + (J)]; (a)[4] += t_ * t_;                       \
+        t_ = (c) - (ROWS)[5 * (S) + (J)]; (a)[5] += t_ * t_;                       \
+        t_ = (c) - (ROWS)[6 * (S) + (J)]; (a)[6] += t_ * t_;                       \
+        t_ = (c) - (ROWS)[7 * (S) + (J)]; (a)[7] += t_ * t_;                       \
+    } while (0)
+
+/* the group four ahead: the rows stream from memory (or the outer caches) */
+static inline void fastla_pp_prefetch(const void* p, ptrdiff_t bytes)
+{
+    ptrdiff_t o;
+    for (o = 0; o < bytes; o += 64)
+        __builtin_prefetch((const char*)p + o);
+}
+
 static inline ptrdiff_t fastla_pp_screen_f32(const float* X, ptrdiff_t d, ptrdiff_t i0,
                                              ptrdiff_t i1, const float* ctf,
                                              const double* closest, double margin,
                                              ptrdiff_t* sel)
 {
-    ptrdiff_t i, f, ns = 0;
+    ptrdiff_t i, f, r, ns = 0;
     const double scale = 1.0 + margin;
     fastla_v8f c, t;
     for (i = i0; i + 8 <= i1; i += 8) {
         const float* x = X + i * d;
-        fastla_v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0},
-                   a7 = {0};
-        {
-            /* the group four ahead (the rows stream from memory) */
-            const char* pf = (const char*)(x + 32 * d);
-            ptrdiff_t o;
-            for (o = 0; o < 8 * d * (ptrdiff_t)sizeof(float); o += 64)
-                __builtin_prefetch(pf + o);
-        }
+        fastla_v8f a[8] = {{0}};
+        fastla_pp_prefetch(x + 32 * d, 8 * d * (ptrdiff_t)sizeof(float));
         for (f = 0; f < d; f++) {
             memcpy(&c, ctf + f * 8, sizeof c);
-            t = c - x[f]; a0 += t * t;
-            t = c - x[d + f]; a1 += t * t;
-            t = c - x[2 * d + f]; a2 += t * t;
-            t = c - x[3 * d + f]; a3 += t * t;
-            t = c - x[4 * d + f]; a4 += t * t;
-            t = c - x[5 * d + f]; a5 += t * t;
-            t = c - x[6 * d + f]; a6 += t * t;
-            t = c - x[7 * d + f]; a7 += t * t;
+            FASTLA_PP_SCREEN8(a, c, x, d, f);
         }
-        if (fastla_pp_needs_exact(a0, closest[i] * scale)) sel[ns++] = i;
-        if (fastla_pp_needs_exact(a1, closest[i + 1] * scale)) sel[ns++] = i + 1;
-        if (fastla_pp_needs_exact(a2, closest[i + 2] * scale)) sel[ns++] = i + 2;
-        if (fastla_pp_needs_exact(a3, closest[i + 3] * scale)) sel[ns++] = i + 3;
-        if (fastla_pp_needs_exact(a4, closest[i + 4] * scale)) sel[ns++] = i + 4;
-        if (fastla_pp_needs_exact(a5, closest[i + 5] * scale)) sel[ns++] = i + 5;
-        if (fastla_pp_needs_exact(a6, closest[i + 6] * scale)) sel[ns++] = i + 6;
-        if (fastla_pp_needs_exact(a7, closest[i + 7] * scale)) sel[ns++] = i + 7;
+        for (r = 0; r < 8; r++)
+            if (fastla_pp_needs_exact(a[r], closest[i + r] * scale))
+                sel[ns++] = i + r;
     }
     for (; i < i1; i++) {
         const float* x = X + i * d;
@@ -445,28 +448,15 @@ static inline ptrdiff_t fastla_pp_screen_f16(const unsigned short* x16, const do
     for (i = i0; i < i1; i += 8) {
         const ptrdiff_t nr = i1 - i < 8 ? i1 - i : 8;
         fastla_v8f a[8] = {{0}};
-        {
-            /* the group four ahead (the halves stream from the outer caches or memory) */
-            const char* pf = (const char*)(x16 + (i + 32) * d);
-            ptrdiff_t o;
-            if (i + 40 <= i1)
-                for (o = 0; o < 8 * d * (ptrdiff_t)sizeof(unsigned short); o += 64)
-                    __builtin_prefetch(pf + o);
-        }
+        if (i + 40 <= i1)
+            fastla_pp_prefetch(x16 + (i + 32) * d, 8 * d * (ptrdiff_t)sizeof(unsigned short));
         for (f0 = 0; f0 < d; f0 += FASTLA_PP_FB) {
             fb = d - f0 < FASTLA_PP_FB ? d - f0 : FASTLA_PP_FB;
             fastla_pp_f16_block(x16 + i * d, d, f0, fb, nr, xb);
             if (nr == 8) {
                 for (j = 0; j < fb; j++) {
                     memcpy(&c, ctf + (f0 + j) * 8, sizeof c);
-                    t = c - xb[j]; a[0] += t * t;
-                    t = c - xb[FASTLA_PP_FB + j]; a[1] += t * t;
-                    t = c - xb[2 * FASTLA_PP_FB + j]; a[2] += t * t;
-                    t = c - xb[3 * FASTLA_PP_FB + j]; a[3] += t * t;
-                    t = c - xb[4 * FASTLA_PP_FB + j]; a[4] += t * t;
-                    t = c - xb[5 * FASTLA_PP_FB + j]; a[5] += t * t;
-                    t = c - xb[6 * FASTLA_PP_FB + j]; a[6] += t * t;
-                    t = c - xb[7 * FASTLA_PP_FB + j]; a[7] += t * t;
+                    FASTLA_PP_SCREEN8(a, c, xb, FASTLA_PP_FB, j);
                 }
             } else {
                 for (r = 0; r < nr; r++)
@@ -479,10 +469,7 @@ static inline ptrdiff_t fastla_pp_screen_f16(const unsigned short* x16, const do
         for (r = 0; r < nr; r++)
             if (fastla_pp_needs_exact(a[r], fastla_pp_f16_thr(closest[i + r], e[i + r], scale))) {
                 /* the exact pass reads this row of X next: ask for it now */
-                const char* q = (const char*)(X + (i + r) * d);
-                ptrdiff_t o;
-                for (o = 0; o < d * (ptrdiff_t)sizeof(float); o += 64)
-                    __builtin_prefetch(q + o);
+                fastla_pp_prefetch(X + (i + r) * d, d * (ptrdiff_t)sizeof(float));
                 sel[ns++] = i + r;
             }
     }
