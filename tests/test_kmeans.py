@@ -358,6 +358,30 @@ def test_empty_cluster_relocated_as_sklearn(dtype):
     assert np.unique(res.labels).size == 4
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_update_passes_fit_as_fresh_passes(monkeypatch, backend, dtype, weighted):
+    """kmeans' Lloyd passes that move only the relabelled rows (fresh totals every
+    _REFRESH-th pass) end where passes that all make fresh totals end: the same labels
+    and iterations, centres and inertia to the sums' rounding."""
+    op_backend("kmeans", backend)
+    kmod = __import__("fastla.kmeans", fromlist=["_REFRESH"])
+    n, d, k = _size(backend)
+    X = _blobs(n, d, k, dtype, seed=21, spread=3.0)
+    w = np.random.default_rng(21).uniform(0, 2, n).astype(dtype) if weighted else None
+    init = np.ascontiguousarray(X[:k])
+    fits = []
+    for refresh in (kmod._REFRESH, 1):
+        monkeypatch.setattr(kmod, "_REFRESH", refresh)
+        fits.append(fastla.kmeans(X, k, init=init, max_iter=25, tol=0.0, sample_weight=w,
+                                  backend=backend))
+    a, b = fits
+    assert a.n_iter == b.n_iter
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.centers, b.centers, rtol=1e-6 if dtype == np.float32
+                               else 1e-12, atol=1e-12)
+    assert a.inertia == pytest.approx(b.inertia, rel=1e-6 if dtype == np.float32 else 1e-12)
+
+
 def test_tol_stops_like_sklearn():
     X = _blobs(3000, 8, 10, np.float64, seed=13, spread=5.0)
     init = X[:10].copy()
