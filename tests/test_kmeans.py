@@ -364,6 +364,8 @@ def test_update_passes_fit_as_fresh_passes(monkeypatch, backend, dtype, weighted
     _REFRESH-th pass) end where passes that all make fresh totals end: the same labels
     and iterations, centres and inertia to the sums' rounding."""
     op_backend("kmeans", backend)
+    if backend == "cuda":
+        pytest.skip("the CUDA passes make fresh totals every pass: nothing to compare")
     kmod = __import__("fastla.kmeans", fromlist=["_REFRESH"])
     n, d, k = _size(backend)
     X = _blobs(n, d, k, dtype, seed=21, spread=3.0)
