@@ -339,6 +339,34 @@ def test_plusplus_draws_as_sklearn(backend, dtype):
     assert centers.dtype == dtype
 
 
+@pytest.mark.parametrize("half_min", [None, 0])
+def test_plusplus_half_copy_from_its_size_on(monkeypatch, half_min):
+    """kmeans_plusplus hands the screen X's half-precision copy from _HALF_MIN_BYTES of
+    float32 X on (where the backend has plusplus_half), and draws the same seeds with or
+    without it."""
+    kmod = __import__("fastla.kmeans", fromlist=["_HALF_MIN_BYTES"])
+    op_backend("kmeans_plusplus", "cython")
+    X = _blobs(3001, 19, 9, np.float32, seed=16, spread=2.0)
+    half = _backend.optional_entry("kmeans_plusplus", "cython", "plusplus_half")
+    calls = []
+    real = _backend.optional_entry
+    def spy(op, name, attr):
+        f = real(op, name, attr)
+        if attr != "plusplus_half" or f is None:
+            return f
+        return lambda *a: calls.append(f(*a)) or calls[-1]
+    monkeypatch.setattr(_backend, "optional_entry", spy)
+    if half_min is not None:
+        monkeypatch.setattr(kmod, "_HALF_MIN_BYTES", half_min)
+    got = fastla.kmeans_plusplus(X, 9, random_state=3, backend="cython")
+    assert len(calls) == (0 if half_min is None or half is None else 1)
+    monkeypatch.setattr(_backend, "optional_entry", lambda op, name, attr:
+                        None if attr == "plusplus_half" else real(op, name, attr))
+    ref = fastla.kmeans_plusplus(X, 9, random_state=3, backend="cython")
+    np.testing.assert_array_equal(got[1], ref[1])
+    np.testing.assert_array_equal(got[0], ref[0])
+
+
 def test_random_init_and_n_init(dtype):
     X = _blobs(2000, 4, 6, dtype, seed=11, spread=1.0)
     res = fastla.kmeans(X, 6, init="random", random_state=0)
