@@ -253,6 +253,20 @@ def _check_n_clusters(n_clusters, n):
     return k
 
 
+def _plusplus_half(X, b, n_threads):
+    """X's half-precision copy for the k-means++ screen (the backend's ``plusplus_half``:
+    the same results, half the bytes a step), or None: no such entry, not float32, under
+    _HALF_MIN_BYTES, no room for it, or a value without a finite half."""
+    half = _backend.optional_entry("kmeans_plusplus", b.name, "plusplus_half")
+    if half is None or X.dtype != np.float32 or X.nbytes < _HALF_MIN_BYTES:
+        return None
+    try:  # (n, d) halves and n float64 error bounds
+        _v.check_alloc((X.shape[0], X.shape[1] + 4), np.float16, what="X in half precision")
+        return half(X, n_threads)
+    except (_v.OutputTooLargeError, MemoryError):
+        return None
+
+
 def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
     n = X.shape[0]
     t = n_local_trials or 2 + int(np.log(k))
@@ -281,18 +295,8 @@ def _plusplus(X, k, w, rs, n_local_trials, b, n_threads, strict=True):
         upd_blocks(row, w, closest, bsum, n_threads)
         return np.cumsum(bsum)
 
-    # (float32 data: the trials' screen reads a half-precision copy of X, made once
-    # here, where the backend has one; the same results, half the bytes a step)
-    half = _backend.optional_entry("kmeans_plusplus", b.name, "plusplus_half")
-    extra = {}
-    if half is not None and X.dtype == np.float32 and X.nbytes >= _HALF_MIN_BYTES:
-        try:  # (n, d) halves and n float64 errors; without room, the float32 screen
-            _v.check_alloc((n, X.shape[1] + 4), np.float16, what="X in half precision")
-            hx = half(X, n_threads)
-        except (_v.OutputTooLargeError, MemoryError):
-            hx = None
-        if hx is not None:
-            extra = {"half": hx}
+    hx = _plusplus_half(X, b, n_threads)
+    extra = {"half": hx} if hx is not None else {}
 
     def trials(cand):
         return b.kernel(X, cand, closest, w, dist, n_threads, **extra)
