@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "_vec.h"
+#include "_stream.h" /* fastla_prefetch_rows */
 
 #define FASTLA_ARGMIN_SCALAR(NAME, T)                                  \
     static inline int NAME(const T* row, int k)                        \
@@ -306,14 +307,6 @@ static inline int fastla_pp_needs_exact(fastla_v8f a, double thr)
         t_ = (c) - (ROWS)[7 * (S) + (J)]; (a)[7] += t_ * t_;                       \
     } while (0)
 
-/* the group four ahead: the rows stream from memory (or the outer caches) */
-static inline void fastla_pp_prefetch(const void* p, ptrdiff_t bytes)
-{
-    ptrdiff_t o;
-    for (o = 0; o < bytes; o += 64)
-        __builtin_prefetch((const char*)p + o);
-}
-
 static inline ptrdiff_t fastla_pp_screen_f32(const float* X, ptrdiff_t d, ptrdiff_t i0,
                                              ptrdiff_t i1, const float* ctf,
                                              const double* closest, double margin,
@@ -325,7 +318,8 @@ static inline ptrdiff_t fastla_pp_screen_f32(const float* X, ptrdiff_t d, ptrdif
     for (i = i0; i + 8 <= i1; i += 8) {
         const float* x = X + i * d;
         fastla_v8f a[8] = {{0}};
-        fastla_pp_prefetch(x + 32 * d, 8 * d * (ptrdiff_t)sizeof(float));
+        /* the group four ahead: the rows stream from memory */
+        fastla_prefetch_rows(x + 32 * d, 8 * d * (ptrdiff_t)sizeof(float));
         for (f = 0; f < d; f++) {
             memcpy(&c, ctf + f * 8, sizeof c);
             FASTLA_PP_SCREEN8(a, c, x, d, f);
@@ -449,7 +443,7 @@ static inline ptrdiff_t fastla_pp_screen_f16(const unsigned short* x16, const do
         const ptrdiff_t nr = i1 - i < 8 ? i1 - i : 8;
         fastla_v8f a[8] = {{0}};
         if (i + 40 <= i1)
-            fastla_pp_prefetch(x16 + (i + 32) * d, 8 * d * (ptrdiff_t)sizeof(unsigned short));
+            fastla_prefetch_rows(x16 + (i + 32) * d, 8 * d * (ptrdiff_t)sizeof(unsigned short));
         for (f0 = 0; f0 < d; f0 += FASTLA_PP_FB) {
             fb = d - f0 < FASTLA_PP_FB ? d - f0 : FASTLA_PP_FB;
             fastla_pp_f16_block(x16 + i * d, d, f0, fb, nr, xb);
@@ -469,7 +463,7 @@ static inline ptrdiff_t fastla_pp_screen_f16(const unsigned short* x16, const do
         for (r = 0; r < nr; r++)
             if (fastla_pp_needs_exact(a[r], fastla_pp_f16_thr(closest[i + r], e[i + r], scale))) {
                 /* the exact pass reads this row of X next: ask for it now */
-                fastla_pp_prefetch(X + (i + r) * d, d * (ptrdiff_t)sizeof(float));
+                fastla_prefetch_rows(X + (i + r) * d, d * (ptrdiff_t)sizeof(float));
                 sel[ns++] = i + r;
             }
     }
