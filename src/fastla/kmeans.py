@@ -489,9 +489,12 @@ def _same_clustering(a, b):
 
 
 def _new_centers(X, w, centers, sums, weights, labels):
-    """Relocate empty clusters (scikit-learn's rule), then average the sums."""
+    """Relocate empty clusters (scikit-learn's rule), then average the sums; ``sums`` and
+    ``weights`` are left as they are (the Lloyd update passes carry them on)."""
+    sums = sums.copy()
     empty = np.flatnonzero(weights == 0)
     if empty.size:
+        weights = weights.copy()
         dist = ((X - centers[labels]) ** 2).sum(axis=1)
         far = np.argpartition(dist, -empty.size)[:-empty.size - 1:-1]
         for new, i in zip(empty, far):  # one step per empty cluster, not per sample
@@ -503,7 +506,7 @@ def _new_centers(X, w, centers, sums, weights, labels):
             weights[old] -= wi
     nz = weights > 0
     sums[nz] /= weights[nz, None]
-    return sums.astype(X.dtype)
+    return sums.astype(X.dtype, copy=False)
 
 
 def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads, xpk=None):
@@ -531,8 +534,7 @@ def _single(algorithm, X, w, centers, max_iter, tol, verbose, b, n_threads, xpk=
         else:
             changed = kern.lloyd(centers, sums, weights, counts, labels, groups,
                                  it % _REFRESH != 0)
-        # (copies: the Lloyd updates carry sums and weights over to the next pass)
-        new = _new_centers(X, w, centers, sums.copy(), weights.copy(), labels)
+        new = _new_centers(X, w, centers, sums, weights, labels)
         shift = np.sqrt(((new.astype(np.float64) - centers) ** 2).sum(axis=1))
         if verbose:
             print(f"Iteration {it}, inertia {kern.inertia(centers, labels):.6g}.")
