@@ -257,8 +257,11 @@ cdef inline void _move_row(const floating* x, Py_ssize_t step, double w, Py_ssiz
     centre lab's group sums, weight and count."""
     cdef Py_ssize_t f
     cdef double* s = gb + <Py_ssize_t>lab * d
-    for f in range(d):
-        s[f] += (sign * w) * <double>x[f * step]
+    if step == 1:
+        _accumulate(x, sign * w, d, s)
+    else:
+        for f in range(d):
+            s[f] += (sign * w) * <double>x[f * step]
     gb[k * d + lab] += sign * w
     if w != 0:
         gb[k * d + k + lab] += sign
@@ -301,11 +304,8 @@ cdef Py_ssize_t _lloyd_group(const floating* X, const floating* w, const floatin
                 labels[i0 + i] = lab
         if not update:
             for i in range(mt):
-                lab = labels[i0 + i]
-                _accumulate(X + (i0 + i) * d, <double>w[i0 + i], d, gb + <Py_ssize_t>lab * d)
-                gb[<Py_ssize_t>k * d + lab] += <double>w[i0 + i]
-                if w[i0 + i] != 0:
-                    gb[<Py_ssize_t>k * d + k + lab] += 1
+                _move_row(X + (i0 + i) * d, 1, <double>w[i0 + i], k, d, labels[i0 + i],
+                          1.0, gb)
         else:
             for i in range(mt):
                 lab = labels[i0 + i]

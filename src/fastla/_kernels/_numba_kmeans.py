@@ -123,23 +123,15 @@ def _accumulate_rows(X, w, labels, prev, update, r0, r1, gb, k):
     """gb[:k*d] += w x per centre, gb[k*d:k*d+k] += w and gb[k*d+k:k*d+2k] += (w != 0),
     rows r0..r1-1 in row order; with ``update``, only the rows whose label changed from
     prev, moved out of the old centre (none for -1) into the new one."""
-    d = X.shape[1]
-    kd = k * d
     for i in range(r0, r1):
         lab = labels[i]
         wi = np.float64(w[i])
-        if update:
-            if lab != prev[i]:
-                _move_row(X, i, wi, lab, 1.0, gb, k)
-                if prev[i] >= 0:
-                    _move_row(X, i, wi, prev[i], -1.0, gb, k)
-            continue
-        base = lab * d
-        for f in range(d):
-            gb[base + f] += wi * np.float64(X[i, f])
-        gb[kd + lab] += wi
-        if wi != 0:
-            gb[kd + k + lab] += 1.0
+        if not update:
+            _move_row(X, i, wi, lab, 1.0, gb, k)
+        elif lab != prev[i]:
+            _move_row(X, i, wi, lab, 1.0, gb, k)
+            if prev[i] >= 0:
+                _move_row(X, i, wi, prev[i], -1.0, gb, k)
 
 
 def _assign(X, C, labels, sq_dist, want_sq, n_threads):
