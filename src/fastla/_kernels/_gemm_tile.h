@@ -74,10 +74,10 @@
 /* columns per panel: two vectors; FASTLA_GEMM_PAD: the widest panel (float's), the
  * spare rows a packed buffer and a bias (norms) array need past nt */
 #define FASTLA_GEMM_NV 2
-#define FASTLA_GEMM_PAD (FASTLA_GEMM_NV * FASTLA_VBYTES / 4)
 /* NR, the points of a panel, per type */
 #define FASTLA_GEMM_NR_F32 (FASTLA_GEMM_NV * FASTLA_VBYTES / 4)
 #define FASTLA_GEMM_NR_F64 (FASTLA_GEMM_NV * FASTLA_VBYTES / 8)
+#define FASTLA_GEMM_PAD FASTLA_GEMM_NR_F32
 
 /* a[r][v] (declared by the caller: VF a[MRR][NVV]) = sum over f < d, in feature order,
  * of panel[f * NR + v * L ...] * rows[(R0 + r) * d + f]: MRR broadcast rows (past NROWS the
@@ -295,10 +295,10 @@ FASTLA_GEMM_LABELS(fastla_gemm_labels_f64, double, fastla_vf64, fastla_vi64)
 
 #else /* other compilers: scalar loops */
 
-#define FASTLA_GEMM_PAD 8
 #define FASTLA_GEMM_OWN 0
 #define FASTLA_GEMM_NR_F32 8
 #define FASTLA_GEMM_NR_F64 8
+#define FASTLA_GEMM_PAD FASTLA_GEMM_NR_F32
 
 #define FASTLA_GEMM_TILE_SCALAR(NAME, PACK, T)                                           \
     static inline void PACK(const T* y, ptrdiff_t nt, ptrdiff_t d, T* yp)                \
