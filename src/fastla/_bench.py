@@ -117,11 +117,24 @@ def _backends(op):
     return [b for b in fastla.available_backends(op) if b != "python"]
 
 
+# Each contestant (a backend or a peer) starts on cores that the one before it has left.
+# After a multi-threaded call, OpenBLAS's idle workers busy-wait for 2^28 TSC cycles
+# (its OPENBLAS_THREAD_TIMEOUT default: 0.1 s on this 2.6 GHz machine) before they
+# sleep, and whoever runs next shares the cores with them: fastla's two-thread
+# euclidean 5000 x 5000 x 64 call took 98 ms right after `X @ Y.T` against 48 ms alone,
+# and the warm-up run plus two timed runs of a 25 ms case all fell inside that window.
+# OpenMP runtimes spin too, for less. Waiting this long before each contestant's runs
+# times every one of them, fastla and peers alike, on quiet cores.
+SETTLE_S = 0.2
+
+
 def _time_backend(case, b, data, repeat, n_threads):
+    time.sleep(SETTLE_S)
     return best_time(lambda: case.run(b, data, n_threads), repeat)
 
 
 def _time_peer(peer, data, repeat, n_threads):
+    time.sleep(SETTLE_S)
     with peer_threads(n_threads):  # the peer gets the same thread count
         return best_time(lambda: peer.run(data), repeat)
 
