@@ -38,7 +38,15 @@ def data(m, n, d, dtype, seed=0):
     return rng.random((m, d)).astype(dtype), rng.random((n, d)).astype(dtype)
 
 
+# Pause before each timed function, as `python -m fastla bench` does (fastla._bench,
+# SETTLE_S): OpenBLAS's idle workers busy-wait for about 0.1 s after a multi-threaded
+# call, and a ratio benchmark that times fastla right after a BLAS peer would otherwise
+# time it on cores shared with them.
+SETTLE_S = 0.2
+
+
 def best_time(fn, repeat=3):
+    time.sleep(SETTLE_S)
     fn()
     best = float("inf")
     for _ in range(repeat):
