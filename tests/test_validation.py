@@ -183,6 +183,31 @@ def test_empty_output_placement(shape, dtype):
         near[...] = 1
 
 
+@pytest.mark.parametrize("shape,dtype", [((1024, 1024), np.float32), ((1100, 1001), np.float64)])
+def test_empty_output_starts_huge_outputs_on_a_huge_page(shape, dtype):
+    """From 4 MiB a fresh output starts on a 2 MiB boundary (apart from an array: 4 KiB
+    before one, at the 2 KiB offset), inside its buffer, with the rest of its last 2 MiB
+    page inside the buffer too (Linux backs only whole 2 MiB ranges with huge pages)."""
+    huge = 1 << 21
+    img = np.empty((64, 64), np.float32)
+    for near in (None, img):
+        out = v.empty_output(shape, dtype, apart_from=near)
+        assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous
+        base = out.base
+        while base.base is not None:
+            base = base.base
+        lo, hi = base.ctypes.data, base.ctypes.data + base.nbytes
+        start, end = out.ctypes.data, out.ctypes.data + out.nbytes
+        if near is None:
+            assert start % huge == 0
+        else:
+            assert (start - start % 4096 + 4096) % huge == 0  # its 4 KiB page ends on one
+            assert (start - (img.ctypes.data & ~63)) % 4096 == 2048
+        assert lo <= start and end <= hi
+        assert -(-end // huge) * huge <= hi  # the last huge page lies in the buffer
+        out[...] = 1
+
+
 def test_finiteness_through_a_summary():
     """assert_finite(x, summary=s) trusts finite values computed from all of x (they
     carry its NaN and inf) and scans x only otherwise: an overflowed summary of finite

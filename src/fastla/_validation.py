@@ -264,6 +264,10 @@ def check_alloc(shape, dtype, *, what="the output", hint=""):
     return nbytes
 
 
+_HUGE_PAGE = 1 << 21  # the 2 MiB pages that Linux backs large anonymous memory with (THP)
+_HUGE_MIN = 1 << 22  # NumPy asks for huge pages (madvise) from 4 MiB
+
+
 def empty_output(shape, dtype, *, apart_from=None):
     """``np.empty(shape, dtype)`` placed for the kernels' stores.
 
@@ -273,20 +277,35 @@ def empty_output(shape, dtype, *, apart_from=None):
     4 KiB would otherwise put every output line at the same 4 KiB offset as the input
     lines read with it, and the CPU's store-to-load address check (4K aliasing) stalls
     those loads: a 2048 x 2048 float32 3x3 correlation took 1.1 ms instead of 0.75 ms.
+
+    From 4 MiB, where NumPy asks Linux for 2 MiB pages, it also starts on a 2 MiB boundary
+    (less one 4 KiB page when placed apart from an array) with room for a whole last huge
+    page. A fresh mapping from ``malloc`` starts anywhere in a 2 MiB page, and Linux backs
+    its partial huge pages at both ends with 4 KiB pages, each a fault of its own: a
+    5000 x 5000 float64 output took 795 faults instead of 97, and a 2048 x 2048 float64 one
+    528 instead of 18 (4.42 -> 3.79 ms for its 3x3 correlation). Pages never touched cost
+    no memory; the last huge page may hold up to 2 MiB past the end.
+
     The result is a view into a slightly larger buffer.
     """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if nbytes == 0:  # nothing to place (and NumPy's own strides for empty arrays)
         return np.empty(shape, dtype=dtype)
-    # room for the shift to the chosen offset: under 4 KiB, or under one cache line
-    raw = np.empty(nbytes + (4096 if apart_from is not None else 64), dtype=np.uint8)
+    huge = nbytes >= _HUGE_MIN
+    # room for the shift to the chosen offset: under 4 KiB, or under one cache line; for
+    # huge outputs under 2 MiB plus a 4 KiB page, and the rest of the last huge page
+    pad = 2 * _HUGE_PAGE + 4096 if huge else (4096 if apart_from is not None else 64)
+    raw = np.empty(nbytes + pad, dtype=np.uint8)
     addr = raw.ctypes.data
     if apart_from is not None:
         target = ((apart_from.ctypes.data & ~63) + 2048) % 4096
-        start = (target - addr) % 4096
+        if huge:  # the 4 KiB page before a 2 MiB boundary, at the target offset
+            start = ((-addr) % _HUGE_PAGE - 4096 + target) % _HUGE_PAGE
+        else:
+            start = (target - addr) % 4096
     else:
-        start = -addr % 64
+        start = (-addr) % (_HUGE_PAGE if huge else 64)
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
