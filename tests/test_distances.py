@@ -375,6 +375,33 @@ def test_own_tile_gemm_matches_blas(monkeypatch, dtype, metric):
         np.testing.assert_array_equal(got[True][1][1], got[False][1][1])
 
 
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
+def test_fused_tile_height_leaves_the_values_alone(monkeypatch, dtype, metric):
+    """The fused euclidean tiles' height (FUSED_ROWS, chosen for how fresh output pages
+    fault) only regroups the same register blocks: every height, down to one row, gives
+    bitwise the values of 256-row tiles, near-duplicates (recomputed rows) and the
+    diagonal of X against itself included."""
+    rng = np.random.default_rng(3)
+    X = (rng.random((613, 37)) + 100).astype(dtype)
+    Y = np.concatenate([X[:50] + dtype(1e-4), (rng.random((300, 37)) + 100).astype(dtype)])
+    code = {"euclidean": 1, "sqeuclidean": 0}[metric]
+    from fastla.distances import recompute_threshold
+
+    thr = recompute_threshold(dtype, X.shape[1])
+    for mod in built_variants("_cy_distances"):
+        got = {}
+        for rows in (256, 64, 7, 1):
+            monkeypatch.setattr(mod, "FUSED_ROWS", rows)
+            got[rows] = []
+            for B, same in ((Y, False), (X, True)):
+                out = np.empty((X.shape[0], B.shape[0]), dtype=dtype)
+                mod.pairwise_distances(X, B, out, code, 2.0, 0.0, same, thr, 2)
+                got[rows].append(out)
+        for rows in (64, 7, 1):
+            for a, b in zip(got[256], got[rows]):
+                np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_centred_copies_are_numpys(n_threads):
     """The float32 engine's centred copies: bitwise (X - X.mean(axis=0, float64)) in float32,
