@@ -265,7 +265,12 @@ def check_alloc(shape, dtype, *, what="the output", hint=""):
 
 
 _HUGE_PAGE = 1 << 21  # the 2 MiB pages that Linux backs large anonymous memory with (THP)
-_HUGE_MIN = 1 << 22  # NumPy asks for huge pages (madvise) from 4 MiB
+# glibc's largest heap allocation (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit): smaller buffers
+# come back from its heap already faulted after their first use, larger ones are fresh
+# mappings on every call. Padding a smaller output past it would turn a recycled buffer
+# into a fresh one (2800 x 2800 float32 3x3 correlation: 1.87 -> 3.37 ms with the
+# padding applied from 4 MiB).
+_HUGE_MIN = 32 << 20
 
 
 def empty_output(shape, dtype, *, apart_from=None):
@@ -278,10 +283,11 @@ def empty_output(shape, dtype, *, apart_from=None):
     lines read with it, and the CPU's store-to-load address check (4K aliasing) stalls
     those loads: a 2048 x 2048 float32 3x3 correlation took 1.1 ms instead of 0.75 ms.
 
-    From 4 MiB, where NumPy asks Linux for 2 MiB pages, it also starts on a 2 MiB boundary
-    (less one 4 KiB page when placed apart from an array) with room for a whole last huge
-    page. A fresh mapping from ``malloc`` starts anywhere in a 2 MiB page, and Linux backs
-    its partial huge pages at both ends with 4 KiB pages, each a fault of its own: a
+    From 32 MiB, where every call gets a fresh mapping (and NumPy asks Linux for 2 MiB
+    pages), it also starts on a 2 MiB boundary (less one 4 KiB page when placed apart from
+    an array) with room for a whole last huge page. A fresh mapping from ``malloc`` starts
+    anywhere in a 2 MiB page, and Linux backs its partial huge pages at both ends with
+    4 KiB pages, each a fault of its own: a
     5000 x 5000 float64 output took 795 faults instead of 97, and a 2048 x 2048 float64 one
     528 instead of 18 (3.82 -> 3.45 ms for its 3x3 correlation). Pages never touched cost
     no memory; the last huge page may hold up to 2 MiB past the end.
