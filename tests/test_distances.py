@@ -402,6 +402,35 @@ def test_fused_tile_height_leaves_the_values_alone(monkeypatch, dtype, metric):
                 np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [3, 37, 64, 130])
+def test_pipelined_square_roots_leave_the_values_alone(monkeypatch, dtype, d):
+    """The fused euclidean tiles take a register block's square roots inside the next
+    block's feature loop (DEFER_SQRT), after that loop when d is short, and at the tile's
+    end for its last block: every entry gets its square root once, bitwise as when each
+    block takes its own at once. Odd sizes leave partial blocks and panels (square-rooted
+    at once), and 7-row tiles put fewer rows than a register block in some tiles."""
+    rng = np.random.default_rng(11)
+    X = (rng.random((301, d)) + 10).astype(dtype)
+    Y = np.concatenate([X[:20] + dtype(1e-3), (rng.random((277, d)) + 10).astype(dtype)])
+    from fastla.distances import recompute_threshold
+
+    thr = recompute_threshold(dtype, d)
+    ref = cdist(X.astype(np.float64), Y.astype(np.float64))
+    for mod in built_variants("_cy_distances"):
+        for rows in (64, 7):
+            monkeypatch.setattr(mod, "FUSED_ROWS", rows)
+            got = []
+            for defer in (False, True):
+                monkeypatch.setattr(mod, "DEFER_SQRT", defer)
+                out = np.full((X.shape[0], Y.shape[0]), -1, dtype=dtype)
+                mod.pairwise_distances(X, Y, out, 1, 2.0, 0.0, False, thr, 2)
+                got.append(out)
+            np.testing.assert_array_equal(got[0], got[1])
+            # recompute_threshold's bound (1e-5 of d^2) holds for both types
+            np.testing.assert_allclose(got[1], ref, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_centred_copies_are_numpys(n_threads):
     """The float32 engine's centred copies: bitwise (X - X.mean(axis=0, float64)) in float32,

@@ -62,6 +62,10 @@ OWN_GEMM = bool(FASTLA_GEMM_OWN)
 # output 49.5 -> 46.4 ms float64, 22.6 -> 21.8 ms float32 sqeuclidean (medians,
 # alternating), no change into out=; the values are the same bitwise (tested).
 FUSED_ROWS = 64
+# Euclidean's square roots in the fused tiles: taken by the next register block's feature
+# loop (_gemm_tile.h's FASTLA_GEMM_SQRT_STEP) when True, right after each block's own
+# products when False. The values are the same bitwise (tested).
+DEFER_SQRT = True
 
 
 cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt, int nt,
@@ -392,6 +396,8 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     # its registers (fastla_gemm_tile_*_dist) against a Y packed once for all tiles
     cdef bint fused = gemm and own and (metric == SQEUCLIDEAN or metric == EUCLIDEAN)
     cdef Py_ssize_t rows_i = min(max(<Py_ssize_t>FUSED_ROWS, 1), TILE) if fused else TILE
+    # the tile kernel's root: 0 squared, 1 square roots at once, 2 pipelined
+    cdef int root = (2 if DEFER_SQRT else 1) if metric == EUCLIDEAN else 0
     cdef Py_ssize_t tiles_i = (m + rows_i - 1) // rows_i, tiles_j = (n + TILE - 1) // TILE
     cdef Py_ssize_t t, ti, tj, i0, j0, mt, nt, i, j, jb, r, jj
     cdef floating* ypall = NULL
@@ -454,7 +460,7 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                 if fused:
                     memset(low, 0, mt)
                     _gemm_dist(xp + i0 * d, mt, d, ypall + j0 * d, nt, op + i0 * n + j0, n,
-                               xn + i0, yn + j0, recompute, metric == EUCLIDEAN, low)
+                               xn + i0, yn + j0, recompute, root, low)
                     for i in range(i0, i0 + mt):
                         if low[i - i0]:
                             _redo_low(op + i * n + j0, nt, xx[i], yy + j0, recompute,

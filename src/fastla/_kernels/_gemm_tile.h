@@ -14,7 +14,8 @@
  * fastla_gemm_tile_<f32|f64>_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, low_rows):
  *   squared euclidean distances from the squared norms xn (mt values) and yn (round_up(nt,
  *   NR) values): e = fma(-2, x[i] . y[j], xn[i] + yn[j]), clamped at zero, square-rooted
- *   if root, written to c; low_rows[i] = 1 (never reset to 0) for each row i where some e
+ *   if root (1: each register block its own at once, 2: pipelined, FASTLA_GEMM_SQRT_STEP;
+ *   the same values), written to c; low_rows[i] = 1 (never reset to 0) for each row i where some e
  *   fell under thr (xn[i] + yn[j]) before the clamp (and possibly for the other rows of
  *   its register block), so that the caller can recompute those cancelled entries exactly.
  *   The finished distances leave the registers once: no tile buffer, no second pass.
@@ -85,6 +86,9 @@
  * rows of x against a panel of y (FASTLA_GEMM_ROWS), centres against a panel of points
  * (FASTLA_GEMM_LABELS_BLOCK). Uses the caller's r, v and ff, and L, NR and d. */
 #define FASTLA_GEMM_ACC(T, VF, MRR, NVV, a, ROWS, R0, NROWS, PANEL)                     \
+    FASTLA_GEMM_ACC_HOOK(T, VF, MRR, NVV, a, ROWS, R0, NROWS, PANEL, (void)0)
+/* the same, running the statement HOOK before every 4th feature (ff = 0, 4, 8, ...) */
+#define FASTLA_GEMM_ACC_HOOK(T, VF, MRR, NVV, a, ROWS, R0, NROWS, PANEL, HOOK)           \
     {                                                                                    \
         const T* br_[MRR];                                                               \
         _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                               \
@@ -95,6 +99,8 @@
         }                                                                                \
         for (ff = 0; ff < d; ff++) {                                                     \
             VF pv_[NVV];                                                                 \
+            if ((ff & 3) == 0)                                                           \
+                HOOK;                                                                    \
             _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                             \
                 memcpy(&pv_[v], (PANEL) + ff * NR + v * L, sizeof(VF));                  \
             _Pragma("GCC unroll 16") for (r = 0; r < MRR; r++)                           \
@@ -105,6 +111,23 @@
             }                                                                            \
         }                                                                                \
     }
+
+/* The square roots of euclidean distances, pipelined: a full register block stores its
+ * clamped squared distances, and the next block's feature loop takes their square roots
+ * in place, one vector before every 4th feature (the last ones after that loop when d is
+ * under 4 MR NV, the tile's last block's at the end of the tile). The divider then works
+ * beside the FMA units instead of after them. FASTLA_GEMM_SQRT_STEP: the next pending
+ * vector of block pq (MR rows of NV vectors, row stride ldc); pq = NULL once all are done. */
+#define FASTLA_GEMM_SQRT_STEP(T, VF)                                                     \
+    do {                                                                                 \
+        T* q_ = pq + (pk / FASTLA_GEMM_NV) * ldc + (pk % FASTLA_GEMM_NV) * L;            \
+        VF w_;                                                                           \
+        memcpy(&w_, q_, sizeof(VF));                                                     \
+        w_ = FASTLA_VSQRT(VF, w_);                                                       \
+        memcpy(q_, &w_, sizeof(VF));                                                     \
+        if (++pk == MR * FASTLA_GEMM_NV)                                                 \
+            pq = NULL;                                                                   \
+    } while (0)
 
 /* One column panel against every row block of the tile, NVV vectors wide (NV, or 1 for a
  * last panel of at most one vector's columns: no work on the padding). Expanded inside
@@ -120,7 +143,12 @@
                         __builtin_prefetch(q_);                                          \
                         __builtin_prefetch(q_ + NR * sizeof(T) - 1);                     \
                     }                                                                    \
-                FASTLA_GEMM_ACC(T, VF, MR, NVV, a, x, i, mt, yb)                          \
+                FASTLA_GEMM_ACC_HOOK(T, VF, MR, NVV, a, x, i, mt, yb,                     \
+                                     if (pq) FASTLA_GEMM_SQRT_STEP(T, VF))               \
+                while (pq) /* d under 4 MR NV: the last block's rest */                  \
+                    FASTLA_GEMM_SQRT_STEP(T, VF);                                        \
+                /* full blocks leave their square roots to the next block's loop */      \
+                dfr = root == 2 && rown && NVV == NV && ncol == NR && i + MR <= mt;           \
                 if (rown) { /* distances: see NAME##_dist */                           \
                     VF vthr = FASTLA_VSET1(T, VF, thr), valpha = FASTLA_VSET1(T, VF, alpha); \
                     VI low = (VI){0};                                                    \
@@ -134,7 +162,7 @@
                             VF d2 = FASTLA_VFMA(T, a[r][v], valpha, sv);                 \
                             low |= (VI)(d2 < sv * vthr);                                 \
                             d2 = FASTLA_VMAX(VF, d2, (VF){0});                           \
-                            a[r][v] = root ? FASTLA_VSQRT(VF, d2) : d2;                  \
+                            a[r][v] = root && !dfr ? FASTLA_VSQRT(VF, d2) : d2;          \
                         }                                                                \
                     }                                                                    \
                     if (FASTLA_VANY(low))                                                \
@@ -164,6 +192,10 @@
                         memcpy(dst, tmp, (size_t)ncol * sizeof(T));                      \
                     }                                                                    \
                 }                                                                        \
+                if (dfr) {                                                               \
+                    pq = c + i * ldc + p * NR;                                           \
+                    pk = 0;                                                              \
+                }                                                                        \
             }
 
 #define FASTLA_GEMM_TILE(NAME, PACK, T, VF, VI)                                            \
@@ -191,7 +223,8 @@
         enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
                MR = FASTLA_GEMM_MR };                                                    \
         ptrdiff_t p, i, ff;                                                              \
-        int r, v;                                                                        \
+        int r, v, dfr, pk = 0;                                                           \
+        T* pq = NULL; /* a stored block awaiting its square roots, pk vectors done */    \
         for (p = 0; p * NR < nt; p++) {                                                  \
             const T* yb = yp + p * d * NR;                                               \
             ptrdiff_t ncol = nt - p * NR < NR ? nt - p * NR : NR;                        \
@@ -200,6 +233,8 @@
             else                                                                         \
                 FASTLA_GEMM_ROWS(T, VF, VI, NV)                                              \
         }                                                                                \
+        while (pq)                                                                       \
+            FASTLA_GEMM_SQRT_STEP(T, VF);                                                \
     }                                                                                    \
     static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
                                  ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
