@@ -409,26 +409,35 @@ def test_pipelined_square_roots_leave_the_values_alone(monkeypatch, dtype, d):
     block's feature loop (DEFER_SQRT), after that loop when d is short, and at the tile's
     end for its last block: every entry gets its square root once, bitwise as when each
     block takes its own at once. Odd sizes leave partial blocks and panels (square-rooted
-    at once), and 7-row tiles put fewer rows than a register block in some tiles."""
+    at once), and 7-row tiles put fewer rows than a register block in some tiles. Only
+    blocks on whole cache lines are deferred: 320 columns start every row on a line in an
+    output from empty_output (64-byte aligned), and 16 bytes into one in an offset view."""
+    from fastla._validation import empty_output
+
     rng = np.random.default_rng(11)
     X = (rng.random((301, d)) + 10).astype(dtype)
-    Y = np.concatenate([X[:20] + dtype(1e-3), (rng.random((277, d)) + 10).astype(dtype)])
+    Y = np.concatenate([X[:20] + dtype(1e-3), (rng.random((300, d)) + 10).astype(dtype)])
     from fastla.distances import recompute_threshold
 
     thr = recompute_threshold(dtype, d)
     ref = cdist(X.astype(np.float64), Y.astype(np.float64))
+    shape = (X.shape[0], Y.shape[0])
     for mod in built_variants("_cy_distances"):
         for rows in (64, 7):
             monkeypatch.setattr(mod, "FUSED_ROWS", rows)
-            got = []
-            for defer in (False, True):
-                monkeypatch.setattr(mod, "DEFER_SQRT", defer)
-                out = np.full((X.shape[0], Y.shape[0]), -1, dtype=dtype)
-                mod.pairwise_distances(X, Y, out, 1, 2.0, 0.0, False, thr, 2)
-                got.append(out)
-            np.testing.assert_array_equal(got[0], got[1])
-            # recompute_threshold's bound (1e-5 of d^2) holds for both types
-            np.testing.assert_allclose(got[1], ref, rtol=1e-5, atol=1e-6)
+            for offset in (0, 16):
+                got = []
+                for defer in (False, True):
+                    monkeypatch.setattr(mod, "DEFER_SQRT", defer)
+                    raw = empty_output((shape[0] * shape[1] * X.itemsize + 64,), np.uint8)
+                    out = raw[offset:offset + shape[0] * shape[1] * X.itemsize].view(dtype)
+                    out = out.reshape(shape)
+                    out[...] = -1
+                    mod.pairwise_distances(X, Y, out, 1, 2.0, 0.0, False, thr, 2)
+                    got.append(out)
+                np.testing.assert_array_equal(got[0], got[1])
+                # recompute_threshold's bound (1e-5 of d^2) holds for both types
+                np.testing.assert_allclose(got[1], ref, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
