@@ -14,10 +14,11 @@
  * fastla_gemm_tile_<f32|f64>_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, low_rows):
  *   squared euclidean distances from the squared norms xn (mt values) and yn (round_up(nt,
  *   NR) values): e = fma(-2, x[i] . y[j], xn[i] + yn[j]), clamped at zero, square-rooted
- *   if root (1: each register block its own at once, 2: pipelined, FASTLA_GEMM_SQRT_STEP;
- *   the same values), written to c; low_rows[i] = 1 (never reset to 0) for each row i where some e
- *   fell under thr (xn[i] + yn[j]) before the clamp (and possibly for the other rows of
- *   its register block), so that the caller can recompute those cancelled entries exactly.
+ *   if root (1: each register block its own at once, 2: pipelined where the rows allow,
+ *   FASTLA_GEMM_SQRT_STEP; the same values), written to c; low_rows[i] = 1 (never reset to
+ *   0) for each row i where some e fell under thr (xn[i] + yn[j]) before the clamp (and
+ *   possibly for the other rows of its register block), so that the caller can recompute
+ *   those cancelled entries exactly.
  *   The finished distances leave the registers once: no tile buffer, no second pass.
  *   Each register block first asks for the output lines of the next one (a read
  *   prefetch: a plain store waits on its line's read, and the next block's reads then
