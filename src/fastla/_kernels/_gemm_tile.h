@@ -141,12 +141,18 @@
 #define FASTLA_GEMM_ROWS(T, VF, VI, NVV)                                                   \
             for (i = 0; i < mt; i += MR) {                                               \
                 VF a[MR][NVV];                                                            \
-                if (rown) /* the next block's output lines, ahead of its stores */        \
+                /* the next block's output lines, ahead of its stores: every line of    \
+                 * each row's NR values, three where they start inside a line (float32 \
+                 * rows of 5000 values, every other one; the middle line was missed)    \
+                 */                                                                      \
+                if (rown)                                                                \
                     _Pragma("GCC unroll 16") for (r = 0; r < MR; r++)                     \
                     {                                                                    \
                         const char* q_ = (const char*)(c + (i + MR + r < mt ? i + MR + r : mt - 1) * ldc \
                                                        + p * NR);                        \
                         __builtin_prefetch(q_);                                          \
+                        if (NR * sizeof(T) > 64)                                         \
+                            __builtin_prefetch(q_ + 64);                                 \
                         __builtin_prefetch(q_ + NR * sizeof(T) - 1);                     \
                     }                                                                    \
                 FASTLA_GEMM_ACC_HOOK(T, VF, MR, NVV, a, x, i, mt, yb,                     \
