@@ -351,6 +351,17 @@ def test_direct_blocks_write_only_their_rows(dtype, metric):
                 assert (np.diag(out) == 0).all()
 
 
+def _fused_kernel(mod, X, B, out, metric, same=False):
+    """The kernel entry of one built variant with the public layer's arguments for plain
+    or squared euclidean (p = 2, the cancellation threshold for X's dtype and width, two
+    threads): fills and returns ``out``."""
+    from fastla.distances import recompute_threshold
+
+    code = {"euclidean": 1, "sqeuclidean": 0}[metric]
+    thr = recompute_threshold(X.dtype, X.shape[1])
+    return mod.pairwise_distances(X, B, out, code, 2.0, 0.0, same, thr, 2)
+
+
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "cosine"])
 def test_own_tile_gemm_matches_blas(monkeypatch, dtype, metric):
     """The GEMM-trick tiles run on fastla's register-blocked kernel (_gemm_tile.h) in the
@@ -384,10 +395,6 @@ def test_fused_tile_height_leaves_the_values_alone(monkeypatch, dtype, metric):
     rng = np.random.default_rng(3)
     X = (rng.random((613, 37)) + 100).astype(dtype)
     Y = np.concatenate([X[:50] + dtype(1e-4), (rng.random((300, 37)) + 100).astype(dtype)])
-    code = {"euclidean": 1, "sqeuclidean": 0}[metric]
-    from fastla.distances import recompute_threshold
-
-    thr = recompute_threshold(dtype, X.shape[1])
     for mod in built_variants("_cy_distances"):
         got = {}
         for rows in (256, 64, 7, 1):
@@ -395,8 +402,7 @@ def test_fused_tile_height_leaves_the_values_alone(monkeypatch, dtype, metric):
             got[rows] = []
             for B, same in ((Y, False), (X, True)):
                 out = np.empty((X.shape[0], B.shape[0]), dtype=dtype)
-                mod.pairwise_distances(X, B, out, code, 2.0, 0.0, same, thr, 2)
-                got[rows].append(out)
+                got[rows].append(_fused_kernel(mod, X, B, out, metric, same))
         for rows in (64, 7, 1):
             for a, b in zip(got[256], got[rows]):
                 np.testing.assert_array_equal(a, b)
@@ -417,9 +423,6 @@ def test_pipelined_square_roots_leave_the_values_alone(monkeypatch, dtype, d):
     rng = np.random.default_rng(11)
     X = (rng.random((301, d)) + 10).astype(dtype)
     Y = np.concatenate([X[:20] + dtype(1e-3), (rng.random((300, d)) + 10).astype(dtype)])
-    from fastla.distances import recompute_threshold
-
-    thr = recompute_threshold(dtype, d)
     ref = cdist(X.astype(np.float64), Y.astype(np.float64))
     shape = (X.shape[0], Y.shape[0])
     for mod in built_variants("_cy_distances"):
@@ -433,8 +436,7 @@ def test_pipelined_square_roots_leave_the_values_alone(monkeypatch, dtype, d):
                     out = raw[offset:offset + shape[0] * shape[1] * X.itemsize].view(dtype)
                     out = out.reshape(shape)
                     out[...] = -1
-                    mod.pairwise_distances(X, Y, out, 1, 2.0, 0.0, False, thr, 2)
-                    got.append(out)
+                    got.append(_fused_kernel(mod, X, Y, out, "euclidean"))
                 np.testing.assert_array_equal(got[0], got[1])
                 # recompute_threshold's bound (1e-5 of d^2) holds for both types
                 np.testing.assert_allclose(got[1], ref, rtol=1e-5, atol=1e-6)
@@ -465,24 +467,20 @@ def test_cancelled_entries_recomputed_every_path(monkeypatch, dtype, metric):
     rows redone) and with BLAS tiles, across several tiles, for X against Y and X
     against itself: within 1e-5 relative (1e-6 absolute near zero) of exact sums, never
     negative, exact zeros on the diagonal."""
-    from fastla.distances import recompute_threshold
-
     rng = np.random.default_rng(5)
     noise = 1e-3 if dtype == np.float32 else 1e-7
     centers = rng.standard_normal((5, 24)) * 50 + 300
     X = (np.repeat(centers, 107, axis=0)
          + rng.standard_normal((535, 24)) * noise).astype(dtype)
     Y = X[::-2].copy()
-    code = {"euclidean": 1, "sqeuclidean": 0}[metric]
-    thr = recompute_threshold(dtype, X.shape[1])
     X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
     for mod in built_variants("_cy_distances"):
         for own in (True, False):
             monkeypatch.setattr(mod, "OWN_GEMM", own)
             for B, B64, same in ((Y, Y64, False), (X, X64, True)):
                 ref = cdist(X64, B64, SCIPY[metric])
-                out = np.empty((X.shape[0], B.shape[0]), dtype=dtype)
-                mod.pairwise_distances(X, B, out, code, 2.0, 0.0, same, thr, 2)
+                out = _fused_kernel(mod, X, B, np.empty((X.shape[0], B.shape[0]), dtype=dtype),
+                                    metric, same)
                 err = np.abs(out.astype(np.float64) - ref)
                 assert np.all((err <= 1e-5 * ref) | (err <= 1e-6)), \
                     (mod.__name__, own, same, err.max())

@@ -162,6 +162,13 @@ def test_check_random_state():
         v.check_random_state("seed")
 
 
+def _owner(a):
+    """The array that owns a view's memory (its whole buffer)."""
+    while a.base is not None:
+        a = a.base
+    return a
+
+
 @pytest.mark.parametrize("shape,dtype", [((3, 5), np.float64), ((1000, 333), np.float32),
                                          ((7,), np.uint8), ((2, 0), np.float64)])
 def test_empty_output_placement(shape, dtype):
@@ -171,9 +178,7 @@ def test_empty_output_placement(shape, dtype):
     assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous
     if out.size:
         assert out.ctypes.data % 64 == 0
-        base = out.base
-        while base.base is not None:
-            base = base.base
+        base = _owner(out)
         assert out.ctypes.data + out.nbytes <= base.ctypes.data + base.nbytes
         out[...] = 1
     img = np.empty((64, 64), np.float32)
@@ -192,17 +197,12 @@ def test_empty_output_starts_huge_outputs_on_a_huge_page(shape, dtype):
     from its heap past the size it maps afresh on every call."""
     huge = 1 << 21
     small = v.empty_output((2800, 2800), np.float32)
-    base = small.base
-    while base.base is not None:
-        base = base.base
-    assert base.nbytes - small.nbytes < 4096
+    assert _owner(small).nbytes - small.nbytes < 4096
     img = np.empty((64, 64), np.float32)
     for near in (None, img):
         out = v.empty_output(shape, dtype, apart_from=near)
         assert out.shape == shape and out.dtype == dtype and out.flags.c_contiguous
-        base = out.base
-        while base.base is not None:
-            base = base.base
+        base = _owner(out)
         lo, hi = base.ctypes.data, base.ctypes.data + base.nbytes
         start, end = out.ctypes.data, out.ctypes.data + out.nbytes
         if near is None:
