@@ -259,6 +259,75 @@ def test_cuda_device_arrays_in_and_out(rng):
     np.testing.assert_array_equal(i.copy_to_host(), _ref_knn(X, X, 2, "euclidean", True)[1])
 
 
+def _cuda_or_skip():
+    if "cuda" not in fastla.available_backends("pairwise_distances"):
+        pytest.skip("cuda backend not available here")
+    from numba import cuda
+
+    return cuda
+
+
+@pytest.mark.cuda
+def test_cuda_device_out(rng):
+    """A device ``out=`` is filled and returned as it is; a wrong one is refused."""
+    cuda = _cuda_or_skip()
+    X = rng.standard_normal((11, 6)).astype(np.float32)
+    Y = rng.standard_normal((5, 6)).astype(np.float32)
+    dX, dY = cuda.to_device(X), cuda.to_device(Y)
+    out = cuda.to_device(np.full((11, 5), np.nan, np.float32))
+    res = fastla.pairwise_distances(dX, dY, metric="manhattan", out=out)
+    assert res is out
+    np.testing.assert_allclose(out.copy_to_host(), cdist(X, Y, "cityblock"), rtol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        fastla.pairwise_distances(dX, dY, out=cuda.device_array((5, 11), np.float32))
+    with pytest.raises(ValueError, match="dtype"):
+        fastla.pairwise_distances(dX, dY, out=cuda.device_array((11, 5), np.float64))
+    with pytest.raises(TypeError, match="device array"):
+        fastla.pairwise_distances(dX, dY, out=np.empty((11, 5), np.float32))
+
+
+@pytest.mark.cuda
+def test_cuda_float32_euclidean_no_cancellation(rng):
+    """Clustered float32 data far from the origin: the direct GPU sums stay within 1e-5
+    relative (1e-6 absolute near zero) of a float64 reference, over several feature
+    chunks (d=70) and tiles."""
+    _cuda_or_skip()
+    centers = rng.standard_normal((3, 70)) * 50 + 300
+    X = (np.repeat(centers, 6, axis=0) + rng.standard_normal((18, 70)) * 1e-3)
+    X32 = X.astype(np.float32)
+    ref = cdist(X32.astype(np.float64), X32.astype(np.float64))
+    D = fastla.pairwise_distances(X32, backend="cuda")
+    err = np.abs(D.astype(np.float64) - ref)
+    assert np.all((err <= 1e-5 * ref) | (err <= 1e-6)), err.max()
+    assert np.all(np.diag(D) == 0) and np.all(D >= 0)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("plan", ["default", "one_segment", "row_chunks"])
+def test_cuda_knn_segments_chunks_and_ties(monkeypatch, dtype, plan, rng):
+    """The kNN search split into column segments, one segment, or several query chunks
+    (row0 > 0) gives the brute-force answer, with ties (integer data) to the lower index."""
+    _cuda_or_skip()
+    from fastla._kernels import _cuda_distances as kc
+
+    if plan == "one_segment":
+        monkeypatch.setattr(kc, "TARGET_BLOCKS", 1)
+    elif plan == "row_chunks":
+        monkeypatch.setattr(kc, "SCRATCH_BYTES", 1)
+    X = rng.integers(0, 3, (19, 3)).astype(dtype)
+    Y = rng.integers(0, 3, (37, 3)).astype(dtype)
+    for metric in ("euclidean", "cosine", "manhattan"):
+        dist, idx = fastla.nearest_neighbors(X, Y, k=4, metric=metric, backend="cuda")
+        rd, ri = _ref_knn(X, Y, 4, metric, False)
+        if metric != "cosine":  # cosine's equal values can differ in the last bit
+            np.testing.assert_array_equal(idx, ri)
+        np.testing.assert_allclose(dist, rd, **_tol(dtype))
+    dist, idx = fastla.nearest_neighbors(Y, k=5, backend="cuda")
+    rd, ri = _ref_knn(Y, Y, 5, "euclidean", True)
+    np.testing.assert_array_equal(idx, ri)
+    np.testing.assert_allclose(dist, rd, **_tol(dtype))
+
+
 def test_read_only_inputs(backend):
     op_backend("pairwise_distances", backend)
     X = np.random.default_rng(1).random((9, 5))

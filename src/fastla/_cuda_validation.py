@@ -21,3 +21,16 @@ def check_device_array(x, *, name="X", ndim=2, dtypes=(np.float32, np.float64)):
             + " or ".join(np.dtype(d).name for d in dtypes)
         )
     return arr
+
+
+def check_device_out(out, shape, dtype):
+    """``out`` for device input: a device array of exactly ``shape`` and ``dtype``."""
+    from . import _backend
+
+    if not _backend.is_device_array(out) or isinstance(out, np.ndarray):
+        raise TypeError("out must be a device array when the inputs are device arrays, "
+                        f"got {type(out).__name__}")
+    if tuple(out.shape) != tuple(shape) or np.dtype(out.dtype) != np.dtype(dtype):
+        raise ValueError(f"out must have shape {tuple(shape)} and dtype "
+                         f"{np.dtype(dtype).name}, got {tuple(out.shape)} and "
+                         f"{np.dtype(out.dtype).name}")

@@ -106,9 +106,12 @@ def _prepare(op, X, Y, backend, n_threads, check_finite):
 
 def _output(op, shape, dtype, out, device, hint):
     if device:
-        if out is not None:
-            raise ValueError("out= is not supported for device arrays")
-        return None
+        if out is None:
+            return None
+        from . import _cuda_validation as cv
+
+        cv.check_device_out(out, shape, dtype)
+        return out
     if out is None:
         _v.check_alloc(shape, dtype, what=f"the {op} output", hint=hint)
         return _v.empty_output(shape, dtype)
@@ -129,7 +132,7 @@ def _run_matrix(op, X, Y, code, p, gamma, out, backend, n_threads, check_finite)
         return out
     thr = recompute_threshold(X.dtype, d)
     res = b.kernel(X, Y, out, code, p, gamma, same, thr, n_threads)
-    return res if device else out
+    return res if device and out is None else out
 
 
 def pairwise_distances(X, Y=None, metric="euclidean", *, out=None, backend=None,
@@ -151,7 +154,9 @@ def pairwise_distances(X, Y=None, metric="euclidean", *, out=None, backend=None,
         Cosine distance involving an all-zero row is 1 (scikit-learn's convention;
         SciPy returns NaN there).
     out : ndarray of shape (m, n), optional
-        Where to write the result: C-contiguous, of the result dtype.
+        Where to write the result: C-contiguous, of the result dtype. With device
+        inputs, a device array (numba, CuPy, PyTorch) of that shape and dtype, any
+        strides; it is filled and returned.
     backend : {"auto", "cython", "numba", "cuda", "python"}, optional
         None follows ``config_context``/FASTLA_BACKEND, then "auto". Device arrays
         (``__cuda_array_interface__``) run on "cuda" and return a device array.
