@@ -284,6 +284,21 @@ def test_cuda_device_out(rng):
         fastla.pairwise_distances(dX, dY, out=cuda.device_array((11, 5), np.float64))
     with pytest.raises(TypeError, match="device array"):
         fastla.pairwise_distances(dX, dY, out=np.empty((11, 5), np.float32))
+    sq = cuda.to_device(rng.standard_normal((6, 6)).astype(np.float32))
+    with pytest.raises(ValueError, match="share memory"):
+        fastla.pairwise_distances(sq, out=sq)              # would read what it overwrites
+    with pytest.raises(ValueError, match="share memory"):
+        fastla.pairwise_distances(dX[:6], sq, out=sq)
+
+
+def test_out_sharing_memory_with_an_input_is_refused(backend, rng):
+    op_backend("pairwise_distances", backend)
+    X = rng.standard_normal((6, 6))
+    with pytest.raises(ValueError, match="share memory"):
+        fastla.pairwise_distances(X, out=X, backend=backend)
+    Y = rng.standard_normal((6, 6))
+    with pytest.raises(ValueError, match="share memory"):
+        fastla.rbf_kernel(X, Y, out=Y, backend=backend)
 
 
 @pytest.mark.cuda

@@ -228,3 +228,23 @@ def test_finiteness_through_a_summary():
         v.assert_finite(y, summary=y.mean(axis=0))
     with pytest.raises(ValueError, match="NaN or infinity"):
         v.assert_finite(y)
+
+
+def test_device_extent_from_the_cuda_array_interface():
+    """The byte range used by the device ``out=`` overlap check, from a CUDA array
+    interface: C order (strides None), explicit and negative strides, empty arrays."""
+    from fastla._cuda_validation import _extent
+
+    class Dev:
+        def __init__(self, ptr, shape, strides=None, typestr="<f4"):
+            self.__cuda_array_interface__ = {"data": (ptr, False), "shape": shape,
+                                             "strides": strides, "typestr": typestr,
+                                             "version": 3}
+
+    assert _extent(Dev(1000, (3, 4))) == (1000, 1048)
+    assert _extent(Dev(1000, (3, 4), typestr="<f8")) == (1000, 1096)
+    assert _extent(Dev(1000, (3, 4), strides=(4, 12))) == (1000, 1048)      # F order
+    assert _extent(Dev(1000, (3, 2), strides=(32, 8), typestr="<f8")) == (1000, 1080)
+    assert _extent(Dev(1064, (3,), strides=(-32,))) == (1000, 1068)         # reversed
+    assert _extent(Dev(1000, (0, 4))) == (1000, 1000)
+    assert _extent(object()) is None

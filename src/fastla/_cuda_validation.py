@@ -23,8 +23,30 @@ def check_device_array(x, *, name="X", ndim=2, dtypes=(np.float32, np.float64)):
     return arr
 
 
-def check_device_out(out, shape, dtype):
-    """``out`` for device input: a device array of exactly ``shape`` and ``dtype``."""
+def _extent(a):
+    """[first, last) byte addresses a device array can touch, or None if unknown."""
+    if hasattr(a, "_ary"):  # the simulator's FakeCUDAArray wraps a host array
+        a = a._ary
+        iface = a.__array_interface__
+    else:
+        iface = getattr(a, "__cuda_array_interface__", None)
+    if iface is None:
+        return None
+    ptr = iface["data"][0]
+    shape = iface["shape"]
+    item = np.dtype(iface["typestr"]).itemsize
+    strides = iface.get("strides") or tuple(
+        int(np.prod(shape[i + 1:], dtype=np.int64)) * item for i in range(len(shape)))
+    if any(n == 0 for n in shape):
+        return ptr, ptr
+    lo = ptr + sum(min(0, (n - 1) * st) for n, st in zip(shape, strides))
+    hi = ptr + sum(max(0, (n - 1) * st) for n, st in zip(shape, strides)) + item
+    return lo, hi
+
+
+def check_device_out(out, shape, dtype, inputs=()):
+    """``out`` for device input: a device array of exactly ``shape`` and ``dtype`` that
+    shares no memory with ``inputs``."""
     from . import _backend
 
     if not _backend.is_device_array(out) or isinstance(out, np.ndarray):
@@ -34,3 +56,8 @@ def check_device_out(out, shape, dtype):
         raise ValueError(f"out must have shape {tuple(shape)} and dtype "
                          f"{np.dtype(dtype).name}, got {tuple(out.shape)} and "
                          f"{np.dtype(out.dtype).name}")
+    eo = _extent(out)
+    for a in inputs:
+        ea = _extent(a) if a is not None else None
+        if eo and ea and eo[0] < ea[1] and ea[0] < eo[1]:
+            raise ValueError("out must not share memory with the inputs")

@@ -315,8 +315,9 @@ def empty_output(shape, dtype, *, apart_from=None):
     return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
-def check_out(out, shape, dtype, *, name="out"):
-    """Validate a user-supplied output array: exact shape and dtype, writeable, C order."""
+def check_out(out, shape, dtype, *, name="out", inputs=()):
+    """Validate a user-supplied output array: exact shape and dtype, writeable, C order,
+    and no memory shared with any of ``inputs`` (kernels read them while writing)."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != tuple(shape):
@@ -327,6 +328,8 @@ def check_out(out, shape, dtype, *, name="out"):
         raise ValueError(f"{name} is read-only")
     if not out.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous")
+    if any(a is not None and np.may_share_memory(out, a) for a in inputs):
+        raise ValueError(f"{name} must not share memory with the inputs")
     return out
 
 

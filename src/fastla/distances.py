@@ -104,18 +104,18 @@ def _prepare(op, X, Y, backend, n_threads, check_finite):
     return b, X, Y, same, n_threads
 
 
-def _output(op, shape, dtype, out, device, hint):
+def _output(op, shape, dtype, out, device, hint, inputs):
     if device:
         if out is None:
             return None
         from . import _cuda_validation as cv
 
-        cv.check_device_out(out, shape, dtype)
+        cv.check_device_out(out, shape, dtype, inputs)
         return out
     if out is None:
         _v.check_alloc(shape, dtype, what=f"the {op} output", hint=hint)
         return _v.empty_output(shape, dtype)
-    return _v.check_out(out, shape, dtype)
+    return _v.check_out(out, shape, dtype, inputs=inputs)
 
 
 def _run_matrix(op, X, Y, code, p, gamma, out, backend, n_threads, check_finite):
@@ -124,7 +124,7 @@ def _run_matrix(op, X, Y, code, p, gamma, out, backend, n_threads, check_finite)
     device = b.name == "cuda" and _backend.is_device_array(X)
     out = _output(op, (m, n), X.dtype, out, device,
                   "use fastla.nearest_neighbors for the k nearest rows without the full "
-                  "matrix, or process X in chunks")
+                  "matrix, or process X in chunks", (X, Y))
     if d == 0 and not device:
         out.fill(1.0 if code in (RBF, 2) else 0.0)
         if same and code == 2:
