@@ -179,3 +179,82 @@ class SIMDDispatch:
         return times["base"] / times[best_level]
 
     track_dispatched_vs_baseline.unit = "x"
+
+
+def _require_gpu():
+    """A real GPU (the simulator would take hours at these sizes)."""
+    from fastla import _cuda
+
+    if _cuda.simulator_enabled():
+        raise NotImplementedError("the cuda suites need a real GPU, not the simulator")
+    require_backend("pairwise_distances", "cuda")
+
+
+class CudaDevice:
+    """The cuda backend on device arrays: inputs, output and neighbours stay on the GPU
+    (numba device arrays; the matrix into a given device ``out=``), and each call ends
+    with a device synchronisation. Skipped without a GPU."""
+
+    params = (["euclidean", "sqeuclidean", "manhattan", "cosine"], ["float32", "float64"])
+    param_names = ["metric", "dtype"]
+    timeout = 300
+    n = sizes(500, 5000)
+    q, base = sizes((1000, 10000), (20000, 100000))
+
+    def setup(self, metric, dtype):
+        _require_gpu()
+        from numba import cuda
+
+        self.cuda = cuda
+        X, Y = data(self.n, self.n, 64, dtype)
+        self.dX, self.dY = cuda.to_device(X), cuda.to_device(Y)
+        self.out = cuda.device_array((self.n, self.n), dtype)
+        Q, B = data(self.q, self.base, 64, dtype, 3)
+        self.dQ, self.dB = cuda.to_device(Q), cuda.to_device(B)
+        self.time_pairwise(metric, dtype)
+        self.time_knn(metric, dtype)
+
+    def time_pairwise(self, metric, dtype):
+        fastla.pairwise_distances(self.dX, self.dY, metric=metric, out=self.out)
+        self.cuda.synchronize()
+
+    def time_knn(self, metric, dtype):
+        fastla.nearest_neighbors(self.dQ, self.dB, k=10, metric=metric)
+        self.cuda.synchronize()
+
+
+class CudaSpeedupVsTorch:
+    """fastla's cuda backend against ``torch.cdist`` on the same device tensors (both
+    into fresh outputs, each call synchronised). Skipped without a GPU or PyTorch."""
+
+    params = (["euclidean", "manhattan"], ["float32", "float64"])
+    param_names = ["metric", "dtype"]
+    timeout = 300
+    n = sizes(500, 5000)
+
+    def setup(self, metric, dtype):
+        _require_gpu()
+        require_module("torch")
+        import torch
+
+        if not torch.cuda.is_available():
+            raise NotImplementedError("PyTorch sees no GPU")
+        X, Y = data(self.n, self.n, 64, dtype)
+        self.torch = torch
+        self.X, self.Y = torch.from_numpy(X).cuda(), torch.from_numpy(Y).cuda()
+
+    def track_speedup_vs_torch_cdist(self, metric, dtype):
+        torch = self.torch
+        p = 2.0 if metric == "euclidean" else 1.0
+
+        def ours():
+            fastla.pairwise_distances(self.X, self.Y, metric=metric)
+            torch.cuda.synchronize()
+
+        def theirs():
+            torch.cdist(self.X, self.Y, p=p)
+            torch.cuda.synchronize()
+
+        return best_time(theirs, 5) / best_time(ours, 5)
+
+    track_speedup_vs_torch_cdist.unit = "x"
