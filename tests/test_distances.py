@@ -291,6 +291,21 @@ def test_cuda_device_out(rng):
         fastla.pairwise_distances(dX[:6], sq, out=sq)
 
 
+@pytest.mark.cuda
+def test_cuda_knn_nan_query_gets_minus_one(rng):
+    """Device arrays are not checked for NaN: a query with only NaN distances gets
+    index -1 instead of a placeholder past the end of Y; the other queries are right."""
+    cuda = _cuda_or_skip()
+    X = rng.standard_normal((5, 4))
+    Y = rng.standard_normal((12, 4))
+    X[2, 1] = np.nan
+    dist, idx = fastla.nearest_neighbors(cuda.to_device(X), cuda.to_device(Y), k=3)
+    idx = idx.copy_to_host()
+    assert np.all(idx[2] == -1)
+    ok = [0, 1, 3, 4]
+    np.testing.assert_array_equal(idx[ok], _ref_knn(X[ok], Y, 3, "euclidean", False)[1])
+
+
 def test_out_sharing_memory_with_an_input_is_refused(backend, rng):
     op_backend("pairwise_distances", backend)
     X = rng.standard_normal((6, 6))

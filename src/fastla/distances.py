@@ -264,7 +264,11 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
 
     Notes
     -----
-    Memory is the (m, k) result plus one 256 x 256 tile per thread, whatever m and n.
+    Memory is the (m, k) result plus one 256 x 256 tile per thread, whatever m and n
+    (cuda: plus at most 256 MiB of per-segment candidate lists).
+
+    Device arrays are not checked for NaN or inf. On the cuda backend, a query whose
+    distances are all NaN gets index -1 (as faiss reports a missing neighbour).
     """
     code, p = _metric(metric, metric_kwargs)
     k = _v.check_int(k, name="k", minimum=1)

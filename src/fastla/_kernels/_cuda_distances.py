@@ -312,7 +312,9 @@ def _merge(scr_d, scr_i, k, row0, metric, p, out_d, out_i):
         elif metric == MINKOWSKI:
             v = v ** (1.0 / p)
         out_d[row0 + r, t] = v
-        out_i[row0 + r, t] = bi[t]
+        # no candidate made it (only when distances are NaN: device input is not
+        # checked for finiteness): -1, as faiss reports a missing neighbour
+        out_i[row0 + r, t] = bi[t] if bi[t] < INT32_MAX else -1
 
 
 def _to_device(a):
