@@ -159,17 +159,21 @@ def _tile_source(metric, two_level, bk, unroll):
     return "\n".join(lines)
 
 
-def _pair_source(metric, two_level, bk):
-    head = """\
-def kernel(X, Y, out, p, g, same, row0, nx, ny):
+# the first lines of both kernels: staged tiles, thread and tile coordinates
+_PREAMBLE = """\
     sx = cuda.shared.array(SX_SHAPE, T)
     sy = cuda.shared.array(SY_SHAPE, T)
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     tid = ty * TX + tx
     i0 = cuda.blockIdx.y * BM
-    j0 = cuda.blockIdx.x * BN
     xr0 = row0
+"""
+
+
+def _pair_source(metric, two_level, bk):
+    head = "def kernel(X, Y, out, p, g, same, row0, nx, ny):\n" + _PREAMBLE + """\
+    j0 = cuda.blockIdx.x * BN
     m = out.shape[0]
     jend = Y.shape[0]
     d = X.shape[1]
@@ -189,19 +193,12 @@ def kernel(X, Y, out, p, g, same, row0, nx, ny):
 
 
 def _knn_source(metric, two_level, bk):
-    head = """\
-def kernel(X, Y, p, same, row0, nx, ny, cper, k, scr_d, scr_i):
-    sx = cuda.shared.array(SX_SHAPE, T)
-    sy = cuda.shared.array(SY_SHAPE, T)
+    head = "def kernel(X, Y, p, same, row0, nx, ny, cper, k, scr_d, scr_i):\n" + \
+        _PREAMBLE + """\
     sd = cuda.shared.array(SD_SHAPE, T)
     bd = cuda.local.array(MAX_K, T)
     bi = cuda.local.array(MAX_K, I32)
-    tx = cuda.threadIdx.x
-    ty = cuda.threadIdx.y
-    tid = ty * TX + tx
-    i0 = cuda.blockIdx.y * BM
     seg = cuda.blockIdx.x
-    xr0 = row0
     m = scr_d.shape[0]
     d = X.shape[1]
     cbeg = seg * cper
@@ -231,13 +228,7 @@ if live:
         w = sd[qr, cc]
         if j < jend and (w < thr or (w == thr and j < bi[k - 1])):
             if not (same and j == gq):
-                pos = k - 1
-                while pos > 0 and (w < bd[pos - 1] or (w == bd[pos - 1] and j < bi[pos - 1])):
-                    bd[pos] = bd[pos - 1]
-                    bi[pos] = bi[pos - 1]
-                    pos -= 1
-                bd[pos] = w
-                bi[pos] = j
+                _insert(bd, bi, k, w, j)
                 thr = bd[k - 1]
 cuda.syncthreads()"""
     tail = """\
@@ -250,12 +241,34 @@ cuda.syncthreads()"""
     return head + _indent(tile + "\n" + "\n".join(keys) + "\n" + scan, 8) + "\n" + tail
 
 
+def _inlined(fn):
+    """A device function inlined into its callers (NVVM level) where numba-cuda offers
+    it; the simulator's ``cuda.jit`` does not take the option."""
+    try:
+        return cuda.jit(device=True, forceinline=True)(fn)
+    except TypeError:
+        return cuda.jit(device=True)(fn)
+
+
+@_inlined
+def _insert(bd, bi, k, v, j):
+    """Insert (v, j) into the sorted lists ``bd[:k]``, ``bi[:k]`` (by value, then lower
+    index), dropping the last entry; the caller has checked that (v, j) beats it."""
+    pos = k - 1
+    while pos > 0 and (v < bd[pos - 1] or (v == bd[pos - 1] and j < bi[pos - 1])):
+        bd[pos] = bd[pos - 1]
+        bi[pos] = bi[pos - 1]
+        pos -= 1
+    bd[pos] = v
+    bi[pos] = j
+
+
 @functools.lru_cache(maxsize=None)
 def _kernel(kind, metric, dtype):
     dtype = np.dtype(dtype)
     two_level = dtype == np.float32 and metric != CHEBYSHEV
     src = (_pair_source if kind == "pair" else _knn_source)(metric, two_level, BKS[dtype])
-    ns = {"cuda": cuda, "math": math, "T": dtype.type, "I32": np.int32,
+    ns = {"cuda": cuda, "math": math, "_insert": _insert, "T": dtype.type, "I32": np.int32,
           "ZERO": dtype.type(0), "ONE": dtype.type(1), "TWO": dtype.type(2),
           "INF": dtype.type(np.inf), "INT32_MAX": INT32_MAX,
           "BK": BKS[dtype], "BM": BM, "BN": BN, "NT": NT, "TX": TX, "TY": TY,
@@ -298,13 +311,7 @@ def _merge(scr_d, scr_i, k, row0, metric, p, out_d, out_i):
             j = np.int64(scr_i[r, s, t])
             if not (v < bd[k - 1] or (v == bd[k - 1] and j < bi[k - 1])):
                 break  # each list is sorted: the rest of it is no better
-            pos = k - 1
-            while pos > 0 and (v < bd[pos - 1] or (v == bd[pos - 1] and j < bi[pos - 1])):
-                bd[pos] = bd[pos - 1]
-                bi[pos] = bi[pos - 1]
-                pos -= 1
-            bd[pos] = v
-            bi[pos] = j
+            _insert(bd, bi, k, v, j)
     for t in range(k):
         v = bd[t]
         if metric == EUCLIDEAN:
