@@ -35,13 +35,22 @@ def _extent(a):
     ptr = iface["data"][0]
     shape = iface["shape"]
     item = np.dtype(iface["typestr"]).itemsize
-    strides = iface.get("strides") or tuple(
-        int(np.prod(shape[i + 1:], dtype=np.int64)) * item for i in range(len(shape)))
-    if any(n == 0 for n in shape):
-        return ptr, ptr
-    lo = ptr + sum(min(0, (n - 1) * st) for n, st in zip(shape, strides))
-    hi = ptr + sum(max(0, (n - 1) * st) for n, st in zip(shape, strides)) + item
-    return lo, hi
+    strides = iface.get("strides")
+    if strides is None:  # C order
+        strides, step = [], item
+        for n in reversed(shape):
+            strides.append(step)
+            step *= n
+        strides.reverse()
+    lo = hi = ptr
+    for n, st in zip(shape, strides):
+        if n == 0:
+            return ptr, ptr
+        if st < 0:
+            lo += (n - 1) * st
+        else:
+            hi += (n - 1) * st
+    return lo, hi + item
 
 
 def check_device_out(out, shape, dtype, inputs=()):
@@ -57,7 +66,11 @@ def check_device_out(out, shape, dtype, inputs=()):
                          f"{np.dtype(dtype).name}, got {tuple(out.shape)} and "
                          f"{np.dtype(out.dtype).name}")
     eo = _extent(out)
+    seen = []
     for a in inputs:
-        ea = _extent(a) if a is not None else None
+        if a is None or any(a is b for b in seen):
+            continue
+        seen.append(a)
+        ea = _extent(a)
         if eo and ea and eo[0] < ea[1] and ea[0] < eo[1]:
             raise ValueError("out must not share memory with the inputs")
