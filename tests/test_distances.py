@@ -243,12 +243,18 @@ def test_simd_variants_agree(rng, monkeypatch):
         np.testing.assert_allclose(out, ref, atol=1e-12)
 
 
-@pytest.mark.cuda
-def test_cuda_device_arrays_in_and_out(rng):
-    """Device arrays go in and come out without host round trips."""
+def _cuda_or_skip():
     if "cuda" not in fastla.available_backends("pairwise_distances"):
         pytest.skip("cuda backend not available here")
     from numba import cuda
+
+    return cuda
+
+
+@pytest.mark.cuda
+def test_cuda_device_arrays_in_and_out(rng):
+    """Device arrays go in and come out without host round trips."""
+    cuda = _cuda_or_skip()
 
     X = rng.standard_normal((6, 5)).astype(np.float32)
     dX = cuda.to_device(X)
@@ -259,12 +265,27 @@ def test_cuda_device_arrays_in_and_out(rng):
     np.testing.assert_array_equal(i.copy_to_host(), _ref_knn(X, X, 2, "euclidean", True)[1])
 
 
-def _cuda_or_skip():
-    if "cuda" not in fastla.available_backends("pairwise_distances"):
-        pytest.skip("cuda backend not available here")
-    from numba import cuda
+@pytest.mark.cuda
+def test_cuda_strided_device_views_and_limits(dtype, rng):
+    """Non-contiguous device views (row steps, F order) read through their strides; the
+    kNN limit of the cuda kernel is refused by the public layer with a clear error."""
+    cuda = _cuda_or_skip()
+    A = rng.standard_normal((22, 7)).astype(dtype)
+    B = rng.standard_normal((9, 7)).astype(dtype)
+    dA = cuda.to_device(A)[::2]                      # every other row
+    dB = cuda.to_device(np.asfortranarray(B))        # column-major
+    for metric in ("euclidean", "manhattan", "cosine"):
+        D = fastla.pairwise_distances(dA, dB, metric=metric).copy_to_host()
+        np.testing.assert_allclose(D, cdist(A[::2].astype(np.float64), B.astype(np.float64),
+                                            SCIPY[metric]), **_tol(dtype))
+    _, idx = fastla.nearest_neighbors(dA, dB, k=3)
+    np.testing.assert_array_equal(idx.copy_to_host(), _ref_knn(A[::2], B, 3, "euclidean",
+                                                               False)[1])
+    from fastla._kernels._cuda_distances import MAX_K
 
-    return cuda
+    big = rng.standard_normal((MAX_K + 2, 3)).astype(dtype)
+    with pytest.raises(ValueError, match=f"at most k={MAX_K}"):
+        fastla.nearest_neighbors(big, k=MAX_K + 1, backend="cuda")
 
 
 @pytest.mark.cuda

@@ -281,6 +281,15 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
             f"k={k} is larger than the number of candidates ({candidates}"
             + (" when each point is excluded from its own neighbours)" if same else ")")
         )
+    if b.name == "cuda":  # the kernel's limits (its lists are local arrays of MAX_K)
+        max_k = _backend.entry("nearest_neighbors", "cuda", "MAX_K")
+        max_n = _backend.entry("nearest_neighbors", "cuda", "MAX_CANDIDATES")
+        if k > max_k:
+            raise ValueError(f"the cuda backend keeps at most k={max_k} neighbours; "
+                             f"got k={k}")
+        if n > max_n:
+            raise ValueError(f"the cuda backend searches at most {max_n} candidates; "
+                             f"got {n}")
     device = b.name == "cuda" and _backend.is_device_array(X)
     if not device:
         _v.check_alloc((m, k), X.dtype, what="the distances")

@@ -39,6 +39,7 @@ from . import _numba_common  # noqa: F401  (numba settings)
 
 SQEUCLIDEAN, EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, RBF = range(7)
 MAX_K = 128
+MAX_CANDIDATES = 2 ** 31 - 2  # int32 indices in the per-segment lists; 2^31 - 1 marks none
 SCRATCH_BYTES = 1 << 28  # per-segment candidate lists of one query chunk
 TARGET_BLOCKS = 1056      # enough blocks for several waves on a 132-SM GPU
 SDPAD = 4  # kNN key tile row stride BN + 4: the scan's lanes fall on distinct banks
@@ -120,23 +121,19 @@ def _tile_source(metric, two_level, bk, unroll):
         if two_level:
             lines.append(f"q{r}_{c} = ZERO")
     lines.append("for k0 in range(0, d, BK):")
-    body = [
-        "for e in range(tid, BM * BK, NT):",
-        "    rr = e // BK",
-        "    kk = e - rr * BK",
-        "    lv = ZERO",
-        "    if i0 + rr < m and k0 + kk < d:",
-        "        lv = X[xr0 + i0 + rr, k0 + kk]",
-        "    sx[kk, rr] = lv",
-        "for e in range(tid, BN * BK, NT):",
-        "    rr = e // BK",
-        "    kk = e - rr * BK",
-        "    lv = ZERO",
-        "    if j0 + rr < jend and k0 + kk < d:",
-        "        lv = Y[j0 + rr, k0 + kk]",
-        "    sy[kk, rr] = lv",
-        "cuda.syncthreads()",
-    ]
+    body = []
+    # stage the X rows (tile rows i0.., valid below m) and the Y rows (tile columns
+    # j0.., valid below jend), BK features each, transposed, zeros past the edges
+    for sh, arr, rows, first, valid in (("sx", "X", "BM", "xr0 + i0", "i0 + rr < m"),
+                                        ("sy", "Y", "BN", "j0", "j0 + rr < jend")):
+        body += [f"for e in range(tid, {rows} * BK, NT):",
+                 "    rr = e // BK",
+                 "    kk = e - rr * BK",
+                 "    lv = ZERO",
+                 f"    if {valid} and k0 + kk < d:",
+                 f"        lv = {arr}[{first} + rr, k0 + kk]",
+                 f"    {sh}[kk, rr] = lv"]
+    body.append("cuda.syncthreads()")
     # the feature loop unrolled in the source (constant shared-memory offsets) or kept
     # as a loop: see _UNROLLED_KNN
     steps = [str(kk) for kk in range(bk)] if unroll else ["kk"]
@@ -390,13 +387,10 @@ def _plan(m, n, k, itemsize):
 
 
 def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
-    if k > MAX_K:
-        raise ValueError(f"the cuda backend keeps at most k={MAX_K} neighbours; got k={k}")
+    """k <= MAX_K and at most MAX_CANDIDATES rows of Y (checked by the public layer)."""
     dX, on_device = _to_device(X)
     dY = dX if same else _to_device(Y)[0]
     m, n = dX.shape[0], dY.shape[0]
-    if n >= INT32_MAX:
-        raise ValueError(f"the cuda backend indexes at most {INT32_MAX - 1} candidates")
     dtype = np.dtype(dX.dtype)
     dist = cuda.device_array((m, k), dtype=dtype)
     idx = cuda.device_array((m, k), dtype=np.int64)
