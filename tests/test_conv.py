@@ -386,6 +386,10 @@ def test_device_arrays_stay_on_device(rng):
         fastla.correlate(cuda.to_device(np.ones((4, 4), np.int16)), np.ones((3, 3)))
     with pytest.raises(ValueError, match="out"):
         fastla.correlate(d, k[0], out=cuda.device_array((2, 9, 10), np.float32))
+    with pytest.raises(ValueError, match="share memory"):      # would read what it writes
+        fastla.correlate(d, k[0], out=d)
+    with pytest.raises(TypeError, match="device array"):
+        fastla.correlate(d, k[0], out=np.empty((2, 9, 11), np.float32))
 
 
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (2, 4), (4, 11), (1, 2)])

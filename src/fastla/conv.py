@@ -379,9 +379,8 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
 # device (GPU) arrays: the cuda kernel reads and writes them in place, no host copies
 
 
-def _is_device(a):
-    """GPU arrays (``__cuda_array_interface__``; the simulator's FakeCUDAArray too)."""
-    return _backend.is_device_array(a) or type(a).__name__ == "FakeCUDAArray"
+# GPU arrays (``__cuda_array_interface__``; the simulator's FakeCUDAArray too)
+_is_device = _backend.is_device_array
 
 
 def _device_run(x, w3, oy, ox, Ho, Wo, mode, cval, backend, out, oshape):
@@ -405,10 +404,9 @@ def _device_run(x, w3, oy, ox, Ho, Wo, mode, cval, backend, out, oshape):
     if out is None:
         res = cuda.device_array((n, w3.shape[0], Ho, Wo), dtype=dt)
     else:
-        if not _is_device(out) or tuple(out.shape) != tuple(oshape) or \
-                np.dtype(out.dtype) != dt:
-            raise ValueError(f"out must be a device array of shape {tuple(oshape)} and "
-                             f"dtype {dt} for device input")
+        from . import _cuda_validation
+
+        _cuda_validation.check_device_out(out, oshape, dt, inputs=(x,))
         res = out.reshape((n, w3.shape[0], Ho, Wo))
     kh, kw = w3.shape[1:]
     rowidx = _ext_index(H, -oy, Ho + kh - 1, mode)
