@@ -224,6 +224,8 @@ def test_bad_input():
     with pytest.raises(fastla.OutputTooLargeError, match="nearest_neighbors"):
         with fastla.config_context(max_memory_bytes=1000):
             fastla.pairwise_distances(np.ones((100, 2)))
+    with pytest.raises(ValueError, match="gamma must be >= 0"):  # as scikit-learn
+        fastla.rbf_kernel(X, gamma=-0.5)
 
 
 def test_minkowski_special_p_values(rng):
@@ -607,3 +609,74 @@ def test_cancelled_entries_recomputed_every_path(monkeypatch, dtype, metric):
                 assert np.all(out >= 0)
                 if same:
                     assert np.all(np.diag(out) == 0)
+
+
+def _rbf_kernel(mod, X, B, out, gamma, same=False):
+    """The kernel entry of one built variant with the public layer's RBF arguments."""
+    from fastla.distances import recompute_threshold
+
+    thr = recompute_threshold(X.dtype, X.shape[1])
+    return mod.pairwise_distances(X, B, out, 6, 2.0, gamma, same, thr, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rbf_vector_exp_within_two_ulps(monkeypatch, dtype):
+    """The RBF epilogue's vector exp (_vec.h's FASTLA_VEXP, in the fused tiles of the
+    AVX-512 build and in the BLAS tiles' row epilogue of every build), on every built
+    variant and both tile paths: on 0/1 data the squared distances are exact, and so is
+    -gamma e for these gammas, so each value must be within 2 units in the last place of
+    NumPy's exp of the same argument, across the range: exp(0) = 1 on the diagonal,
+    subnormal results, and 0 past the type's range."""
+    rng = np.random.default_rng(8)
+    # 256 rows: the float32 engine's centred copies (X's column means) stay exact
+    X = rng.integers(0, 2, (256, 64)).astype(dtype)
+    Y = np.concatenate([X[:9], rng.integers(0, 2, (100, 64)).astype(dtype)])
+    d2 = cdist(X.astype(np.float64), Y.astype(np.float64), "sqeuclidean")
+    low = np.finfo(dtype).smallest_subnormal
+    # squared distances of random rows are about 32: 3.0 and 23.0 put them among the
+    # subnormal results, 16 and 40 past the range
+    gammas = (1 / 64, 0.75, 1.5, 3.0, 16.0) if dtype == np.float32 else (1 / 64, 1.5, 23.0, 40.0)
+    reached = set()
+    for mod in built_variants("_cy_distances"):
+        for own in (True, False):
+            monkeypatch.setattr(mod, "OWN_GEMM", own)
+            for gamma in gammas:
+                x = d2.astype(dtype) * dtype(-gamma)
+                ref = np.exp(x)
+                got = _rbf_kernel(mod, X, Y, np.empty(d2.shape, dtype=dtype), gamma)
+                ulps = np.abs(got - ref) / np.maximum(np.spacing(ref), low)
+                assert ulps.max() <= 2, (mod.__name__, own, gamma, ulps.max())
+                assert (got[:, :9][np.eye(256, 9, dtype=bool)] == 1).all()
+                reached.add("zero" if (ref == 0).any() else None)
+                reached.add("subnormal" if ((ref > 0) & (ref < np.finfo(dtype).tiny)).any()
+                            else None)
+    assert {"zero", "subnormal"} <= reached
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rbf_kernel_every_path_near_duplicates(monkeypatch, dtype):
+    """rbf_kernel on every built variant and both tile paths (fused tiles, BLAS tiles with
+    the row epilogue), on near-duplicates far from the origin whose distances need the
+    exact recomputation, X against Y and against itself, several tiles: every value
+    within the distance contract's error (1e-5 of d^2, so |gamma d^2| 1e-5 relative) of
+    exp(-gamma d^2) from exact sums, ones on the diagonal."""
+    rng = np.random.default_rng(6)
+    noise = 1e-3 if dtype == np.float32 else 1e-7
+    centers = rng.standard_normal((5, 24)) * 50 + 300
+    X = (np.repeat(centers, 107, axis=0)
+         + rng.standard_normal((535, 24)) * noise).astype(dtype)
+    Y = X[::-2].copy()
+    for mod in built_variants("_cy_distances"):
+        for own in (True, False):
+            monkeypatch.setattr(mod, "OWN_GEMM", own)
+            for B, same in ((Y, False), (X, True)):
+                d2 = cdist(X.astype(np.float64), B.astype(np.float64), "sqeuclidean")
+                for gamma in (1 / 24, 1 / (24 * noise ** 2)):
+                    ref = np.exp(-gamma * d2)
+                    out = _rbf_kernel(mod, X, B, np.empty(d2.shape, dtype=dtype), gamma, same)
+                    err = np.abs(out - ref)
+                    bound = (gamma * d2 * 1e-5 + 4 * np.finfo(dtype).eps) * ref + 1e-30
+                    assert np.all(err <= bound), (mod.__name__, own, same, gamma,
+                                                  (err / bound).max())
+                    if same:
+                        assert np.all(np.diag(out) == 1)

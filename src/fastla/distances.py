@@ -217,8 +217,9 @@ def rbf_kernel(X, Y=None, gamma=None, *, out=None, backend=None, n_threads=None,
     X : array_like of shape (m, d)
     Y : array_like of shape (n, d), optional
         None: X with itself (ones on the diagonal).
-    gamma : float, optional
-        Default ``1 / d`` (scikit-learn's default).
+    gamma : float >= 0, optional
+        Default ``1 / d`` (scikit-learn's default). Negative values are refused, as
+        scikit-learn refuses them.
     out, backend, n_threads, check_finite
         As in :func:`pairwise_distances`.
 
@@ -227,7 +228,7 @@ def rbf_kernel(X, Y=None, gamma=None, *, out=None, backend=None, n_threads=None,
     ndarray of shape (m, n)
     """
     if gamma is not None:
-        gamma = _v.check_scalar(gamma, name="gamma")
+        gamma = _v.check_scalar(gamma, name="gamma", minimum=0.0)
     Xs = np.shape(X)
     if gamma is None:
         gamma = 1.0 / Xs[1] if len(Xs) == 2 and Xs[1] > 0 else 1.0

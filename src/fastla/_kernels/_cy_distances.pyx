@@ -49,6 +49,12 @@ STREAM_BYTES = 32 << 20
 include "_cdecl.pxi"
 include "_gemm_tile.pxi"
 
+cdef extern from "_gemm_tile.h" nogil:
+    int fastla_rbf_row_f32(const float* g, float* row, Py_ssize_t nt, float xi,
+                           const float* yn, float thr, float gamma)
+    int fastla_rbf_row_f64(const double* g, double* row, Py_ssize_t nt, double xi,
+                           const double* yn, double thr, double gamma)
+
 # The tiles' GEMM: fastla's own register-blocked kernel (_gemm_tile.h) on the AVX-512
 # build, where it beats a BLAS call per tile (no packing of x, no call overhead; same
 # feature-order sums), else single-threaded BLAS. A module global so that tests can run
@@ -96,11 +102,12 @@ cdef inline void _gemm(const floating* x, const floating* y, floating* c, int mt
 cdef inline void _gemm_dist(const floating* x, Py_ssize_t mt, Py_ssize_t d,
                             const floating* yp, Py_ssize_t nt, floating* c, Py_ssize_t ldc,
                             const floating* xn, const floating* yn, double thr, int root,
-                            unsigned char* low) noexcept nogil:
+                            double gamma, unsigned char* low) noexcept nogil:
     if floating is float:
-        fastla_gemm_tile_f32_dist(x, mt, d, yp, nt, c, ldc, xn, yn, <float>thr, root, low)
+        fastla_gemm_tile_f32_dist(x, mt, d, yp, nt, c, ldc, xn, yn, <float>thr, root,
+                                  <float>gamma, low)
     else:
-        fastla_gemm_tile_f64_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, low)
+        fastla_gemm_tile_f64_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, gamma, low)
 
 
 cdef inline double _sqdist_exact(const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
@@ -139,11 +146,15 @@ cdef inline double _epilogue(double g, double xx, double yy, double recompute,
 
 cdef void _epilogue_row(const floating* g, floating* row, Py_ssize_t nt, double xi,
                         const double* yy, double thr, int metric, double gamma,
-                        const floating* x, const floating* y, Py_ssize_t d) noexcept nogil:
+                        const floating* x, const floating* y, Py_ssize_t d,
+                        floating xif, const floating* yf) noexcept nogil:
     """One tile row: the GEMM terms g[j] = x.y (in the thread's cache-resident tile) ->
     distances written once to ``row``. One branch-free sweep (it vectorises) computes
-    the values and flags any entry under the cancellation threshold; a flagged row is
-    then redone by the scalar loop with the exact recomputation."""
+    the values and flags any entry under the cancellation threshold; only the entries
+    under it in a flagged row are then redone by the scalar loop with the exact
+    recomputation (the whole row was, before: with float32's threshold most rows of
+    random data are flagged, and RBF's scalar exp on all their entries took twice the
+    tile's time). RBF runs on xif, yf (the norms in the input's type; NULL otherwise)."""
     cdef Py_ssize_t j
     cdef int bad = 0
     cdef double d2
@@ -163,32 +174,43 @@ cdef void _epilogue_row(const floating* g, floating* row, Py_ssize_t nt, double 
             d2 = xi + yy[j] - 2.0 * <double>g[j]
             bad |= d2 < thr * (xi + yy[j])
             row[j] = <floating>(d2 if d2 > 0.0 else 0.0)
+    elif floating is float:  # RBF: the vector exp of _gemm_tile.h, on xif, yf: the norms
+        bad = fastla_rbf_row_f32(g, row, nt, xif, yf, <float>thr, <float>gamma)
     else:
-        for j in range(nt):
-            d2 = xi + yy[j] - 2.0 * <double>g[j]
-            bad |= d2 < thr * (xi + yy[j])
-            row[j] = <floating>exp(-gamma * (d2 if d2 > 0.0 else 0.0))
+        bad = fastla_rbf_row_f64(g, row, nt, xif, yf, thr, gamma)
     if bad:
         for j in range(nt):
-            row[j] = <floating>_epilogue(g[j], xi, yy[j], thr, x, y + j * d, d, metric,
-                                         gamma)
+            if xi + yy[j] - 2.0 * <double>g[j] < thr * (xi + yy[j]):
+                row[j] = <floating>_epilogue(g[j], xi, yy[j], thr, x, y + j * d, d,
+                                             metric, gamma)
 
 
 cdef void _redo_low(floating* row, Py_ssize_t nt, double xi, const double* yy, double thr,
-                    int metric, const floating* x, const floating* y,
+                    int metric, double gamma, const floating* x, const floating* y,
                     Py_ssize_t d) noexcept nogil:
-    """A row that fastla_gemm_tile_*_dist flagged: every entry whose (squared) distance
+    """A row that fastla_gemm_tile_*_dist flagged: every entry whose squared distance
     lies under thr (|x|^2 + |y|^2), with a margin for the rounding of the stored value,
-    is recomputed exactly from the original data."""
+    is recomputed exactly from the original data. The RBF kernel stores v = exp(-gamma
+    e), gamma >= 0 (the public layer's check), tested without a logarithm: since
+    1 - exp(-g e) <= g e, every e <= t has 1 - v <= g t. That catches a few more entries,
+    recomputed exactly too. The margin, 8 units in the last place of v below 1, covers
+    the rounding of v. gamma = 0 gives exactly 1 everywhere."""
     cdef Py_ssize_t j
-    cdef double v, e
+    cdef double v, e, t
+    cdef double ulp8 = 8.0 * (2.0 ** -24 if floating is float else 2.0 ** -53)
+    if metric == RBF and gamma == 0.0:
+        return
     for j in range(nt):
         v = <double>row[j]
-        if metric == EUCLIDEAN:
-            v = v * v
-        if v <= 1.001 * thr * (xi + yy[j]):
-            e = _sqdist_exact(x, y + j * d, d)
-            row[j] = <floating>(sqrt(e) if metric == EUCLIDEAN else e)
+        t = 1.001 * thr * (xi + yy[j])
+        if metric == RBF:
+            if 1.0 - v > gamma * t + ulp8:
+                continue
+        elif (v * v if metric == EUCLIDEAN else v) > t:
+            continue
+        e = _sqdist_exact(x, y + j * d, d)
+        row[j] = <floating>(sqrt(e) if metric == EUCLIDEAN else
+                            (exp(-gamma * e) if metric == RBF else e))
 
 
 cdef inline double _finish_direct(double acc, int metric, double p, double gamma) noexcept nogil:
@@ -392,12 +414,15 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     if m == 0 or n == 0:
         return
     cdef bint gemm = uses_gemm(metric, d)
-    # squared and plain euclidean with the own tile kernel: the distances are finished in
-    # its registers (fastla_gemm_tile_*_dist) against a Y packed once for all tiles
-    cdef bint fused = gemm and own and (metric == SQEUCLIDEAN or metric == EUCLIDEAN)
+    # squared and plain euclidean, and the RBF kernel, with the own tile kernel: the values
+    # are finished in its registers (fastla_gemm_tile_*_dist) against a Y packed once for
+    # all tiles
+    cdef bint fused = gemm and own and (metric == SQEUCLIDEAN or metric == EUCLIDEAN
+                                        or metric == RBF)
     cdef Py_ssize_t rows_i = min(max(<Py_ssize_t>FUSED_ROWS, 1), TILE) if fused else TILE
-    # the tile kernel's root: 0 squared, 1 square roots at once, 2 pipelined
-    cdef int root = (2 if DEFER_SQRT else 1) if metric == EUCLIDEAN else 0
+    # the tile kernel's root: 0 squared, 1 square roots at once, 2 pipelined, 3 exp(-gamma e)
+    cdef int root = ((2 if DEFER_SQRT else 1) if metric == EUCLIDEAN else
+                     (3 if metric == RBF else 0))
     cdef Py_ssize_t tiles_i = (m + rows_i - 1) // rows_i, tiles_j = (n + TILE - 1) // TILE
     cdef Py_ssize_t t, ti, tj, i0, j0, mt, nt, i, j, jb, r, jj
     cdef floating* ypall = NULL
@@ -425,11 +450,13 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
         with nogil:
             _norms(xp, m, d, metric, xx, n_threads)
             _norms(yp, n, d, metric, yy, n_threads)
-    if fused:
-        ypall = <floating*>fastla_malloc64((n + FASTLA_GEMM_PAD) * d * sizeof(floating))
+    if fused or (gemm and metric == RBF):
+        # the norms in the input's type: the fused tiles' and the RBF row epilogue's
+        ypall = (<floating*>fastla_malloc64((n + FASTLA_GEMM_PAD) * d * sizeof(floating))
+                 if fused else NULL)
         xn = <floating*>malloc(m * sizeof(floating))
         yn = <floating*>malloc((n + FASTLA_GEMM_PAD) * sizeof(floating))
-        if ypall == NULL or xn == NULL or yn == NULL:
+        if (fused and ypall == NULL) or xn == NULL or yn == NULL:
             fastla_free64(ypall); free(xn); free(yn); free(xx); free(yy)
             raise MemoryError()
         with nogil:
@@ -437,6 +464,8 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                 xn[i] = <floating>xx[i]
             for j in range(n + FASTLA_GEMM_PAD):
                 yn[j] = <floating>yy[j] if j < n else 0
+    if fused:
+        with nogil:
             for tj in prange(tiles_j, num_threads=n_threads, schedule='static'):
                 j0 = tj * TILE
                 _pack(yp + j0 * d, min(TILE, n - j0), d, ypall + j0 * d)
@@ -460,13 +489,13 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                 if fused:
                     memset(low, 0, mt)
                     _gemm_dist(xp + i0 * d, mt, d, ypall + j0 * d, nt, op + i0 * n + j0, n,
-                               xn + i0, yn + j0, recompute, root, low)
+                               xn + i0, yn + j0, recompute, root, gamma, low)
                     for i in range(i0, i0 + mt):
                         if low[i - i0]:
                             _redo_low(op + i * n + j0, nt, xx[i], yy + j0, recompute,
-                                      metric, xo + i * d, yo + j0 * d, d)
+                                      metric, gamma, xo + i * d, yo + j0 * d, d)
                         if same and j0 <= i < j0 + nt:
-                            op[i * n + i] = 0
+                            op[i * n + i] = <floating>diag
                 elif gemm:
                     # GEMM into the thread's tile (stays in L2), then one pass writes the
                     # finished values to the output: the output is written exactly once
@@ -475,7 +504,8 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
                         dst = op + i * n + j0
                         _epilogue_row(tile + (i - i0) * TILE, dst, nt, xx[i],
                                       yy + j0, recompute, metric, gamma, xo + i * d,
-                                      yo + j0 * d, d)
+                                      yo + j0 * d, d, xn[i] if xn != NULL else 0,
+                                      yn + j0 if yn != NULL else NULL)
                         if same and j0 <= i < j0 + nt:
                             dst[i - j0] = <floating>diag
                 else:

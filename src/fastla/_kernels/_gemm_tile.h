@@ -11,11 +11,13 @@
  *   c[i * ldc + j] = alpha * (x[i] . y[j]) + bias[j] (bias holds round_up(nt, NR) values;
  *   alpha a power of two, so that the product is exact and the sum rounds once, as in
  *   BLAS's alpha * A B + beta C with beta = 1).
- * fastla_gemm_tile_<f32|f64>_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, low_rows):
+ * fastla_gemm_tile_<f32|f64>_dist(x, mt, d, yp, nt, c, ldc, xn, yn, thr, root, gamma,
+ *   low_rows):
  *   squared euclidean distances from the squared norms xn (mt values) and yn (round_up(nt,
  *   NR) values): e = fma(-2, x[i] . y[j], xn[i] + yn[j]), clamped at zero, square-rooted
- *   if root (1: each register block its own at once, 2: pipelined where the rows allow,
- *   FASTLA_GEMM_SQRT_STEP; the same values), written to c; low_rows[i] = 1 (never reset to
+ *   if root is 1 or 2 (1: each register block its own at once, 2: pipelined where the rows
+ *   allow, FASTLA_GEMM_SQRT_STEP; the same values), the RBF kernel exp(-gamma e) if root
+ *   is 3 (FASTLA_VEXP), written to c; low_rows[i] = 1 (never reset to
  *   0) for each row i where some e fell under thr (xn[i] + yn[j]) before the clamp (and
  *   possibly for the other rows of its register block), so that the caller can recompute
  *   those cancelled entries exactly.
@@ -164,6 +166,7 @@
                       && ((size_t)(c + i * ldc + p * NR) & 63) == 0;                     \
                 if (rown) { /* distances: see NAME##_dist */                           \
                     VF vthr = FASTLA_VSET1(T, VF, thr), valpha = FASTLA_VSET1(T, VF, alpha); \
+                    VF vmg = FASTLA_VSET1(T, VF, -gamma);                                \
                     VI low = (VI){0};                                                    \
                     _Pragma("GCC unroll 4") for (v = 0; v < NVV; v++)                     \
                     {                                                                    \
@@ -175,7 +178,8 @@
                             VF d2 = FASTLA_VFMA(T, a[r][v], valpha, sv);                 \
                             low |= (VI)(d2 < sv * vthr);                                 \
                             d2 = FASTLA_VMAX(VF, d2, (VF){0});                           \
-                            a[r][v] = root && !dfr ? FASTLA_VSQRT(VF, d2) : d2;          \
+                            a[r][v] = root == 3 ? FASTLA_VEXP(T, VF, VI, d2 * vmg)       \
+                                      : root && !dfr ? FASTLA_VSQRT(VF, d2) : d2;        \
                         }                                                                \
                     }                                                                    \
                     if (FASTLA_VANY(low))                                                \
@@ -231,7 +235,7 @@
     static inline void NAME##_epi(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,    \
                                   ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,            \
                                   const T* bias, const T* rown, T thr, int root,         \
-                                  unsigned char* low_rows)                               \
+                                  T gamma, unsigned char* low_rows)                      \
     {                                                                                    \
         enum { L = FASTLA_VBYTES / sizeof(T), NV = FASTLA_GEMM_NV, NR = NV * L,          \
                MR = FASTLA_GEMM_MR };                                                    \
@@ -255,13 +259,14 @@
                                  ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
                                  const T* bias)                                          \
     {                                                                                    \
-        NAME##_epi(x, mt, d, yp, nt, c, ldc, alpha, bias, NULL, 0, 0, NULL);             \
+        NAME##_epi(x, mt, d, yp, nt, c, ldc, alpha, bias, NULL, 0, 0, 0, NULL);          \
     }                                                                                    \
     static inline void NAME##_dist(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,   \
                                    ptrdiff_t nt, T* c, ptrdiff_t ldc, const T* xn,       \
-                                   const T* yn, T thr, int root, unsigned char* low_rows) \
+                                   const T* yn, T thr, int root, T gamma,                \
+                                   unsigned char* low_rows)                              \
     {                                                                                    \
-        NAME##_epi(x, mt, d, yp, nt, c, ldc, -2, yn, xn, thr, root, low_rows);           \
+        NAME##_epi(x, mt, d, yp, nt, c, ldc, -2, yn, xn, thr, root, gamma, low_rows);    \
     }
 
 FASTLA_GEMM_TILE(fastla_gemm_tile_f32, fastla_gemm_pack_f32, float, fastla_vf32, fastla_vi32)
@@ -362,7 +367,7 @@ FASTLA_GEMM_LABELS(fastla_gemm_labels_f64, double, fastla_vf64, fastla_vi64)
     static inline void NAME##_epi(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,    \
                                   ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,            \
                                   const T* bias, const T* rown, T thr, int root,         \
-                                  unsigned char* low_rows)                               \
+                                  T gamma, unsigned char* low_rows)                      \
     {                                                                                    \
         ptrdiff_t i, j, k;                                                               \
         for (i = 0; i < mt; i++)                                                         \
@@ -373,9 +378,16 @@ FASTLA_GEMM_LABELS(fastla_gemm_labels_f64, double, fastla_vf64, fastla_vi64)
                 c[i * ldc + j] = bias ? s * alpha + bias[j] : s;                         \
             }                                                                            \
     }                                                                                    \
+    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
+                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
+                                 const T* bias)                                          \
+    {                                                                                    \
+        NAME##_epi(x, mt, d, yp, nt, c, ldc, alpha, bias, NULL, 0, 0, 0, NULL);          \
+    }                                                                                    \
     static inline void NAME##_dist(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,   \
                                    ptrdiff_t nt, T* c, ptrdiff_t ldc, const T* xn,       \
-                                   const T* yn, T thr, int root, unsigned char* low_rows) \
+                                   const T* yn, T thr, int root, T gamma,                \
+                                   unsigned char* low_rows)                              \
     {                                                                                    \
         ptrdiff_t i, j;                                                                  \
         NAME##_ex(x, mt, d, yp, nt, c, ldc, -2, yn);                                     \
@@ -385,7 +397,8 @@ FASTLA_GEMM_LABELS(fastla_gemm_labels_f64, double, fastla_vf64, fastla_vi64)
                 *e += xn[i];                                                             \
                 if (*e < thr * (xn[i] + yn[j]))                                          \
                     low_rows[i] = 1;                                                     \
-                *e = *e > 0 ? (root ? (T)sqrt(*e) : *e) : 0;                             \
+                *e = *e > 0 ? *e : 0;                                                    \
+                *e = root == 3 ? (T)exp(-gamma * *e) : (root ? (T)sqrt(*e) : *e);        \
             }                                                                            \
     }
 
@@ -433,5 +446,67 @@ FASTLA_GEMM_LABELS_SCALAR(fastla_gemm_labels_f64, double)
 
 FASTLA_GEMM_PLAIN(fastla_gemm_tile_f32, float)
 FASTLA_GEMM_PLAIN(fastla_gemm_tile_f64, double)
+
+/* fastla_rbf_row_<f32|f64>(g, row, nt, xi, yn, thr, gamma): the RBF epilogue of one row
+ * of a BLAS tile (the builds without the fused tiles), in the row's type as in the fused
+ * tiles: row[j] = exp(-gamma max(e, 0)), e = fma(-2, g[j], xi + yn[j]), by FASTLA_VEXP;
+ * returns nonzero if some e fell under thr (xi + yn[j]), for the caller to redo the row's
+ * cancelled entries exactly. The last partial vector runs on zero-padded lanes (e = xi
+ * there, never flagged: thr <= 1). */
+#if defined(__GNUC__) || defined(__clang__)
+#define FASTLA_RBF_ROW(NAME, T, VF, VI)                                                  \
+    static inline int NAME(const T* g, T* row, ptrdiff_t nt, T xi, const T* yn, T thr,   \
+                           T gamma)                                                      \
+    {                                                                                    \
+        enum { L = FASTLA_VBYTES / sizeof(T) };                                          \
+        const VF vx = FASTLA_VSET1(T, VF, xi), vt = FASTLA_VSET1(T, VF, thr),            \
+                 vmg = FASTLA_VSET1(T, VF, -gamma), m2 = FASTLA_VSET1(T, VF, -2);        \
+        VI bad = (VI){0};                                                                \
+        ptrdiff_t j, l;                                                                  \
+        for (j = 0; j < nt; j += L) {                                                    \
+            VF gv, yv, e, s;                                                             \
+            if (nt - j >= L) {                                                           \
+                memcpy(&gv, g + j, sizeof(VF));                                          \
+                memcpy(&yv, yn + j, sizeof(VF));                                         \
+            } else {                                                                     \
+                T gt[L], yt[L];                                                          \
+                for (l = 0; l < L; l++) {                                                \
+                    gt[l] = j + l < nt ? g[j + l] : 0;                                   \
+                    yt[l] = j + l < nt ? yn[j + l] : 0;                                  \
+                }                                                                        \
+                memcpy(&gv, gt, sizeof(VF));                                             \
+                memcpy(&yv, yt, sizeof(VF));                                             \
+            }                                                                            \
+            s = vx + yv;                                                                 \
+            e = FASTLA_VFMA(T, gv, m2, s);                                               \
+            bad |= (VI)(e < s * vt);                                                     \
+            e = FASTLA_VEXP(T, VF, VI, FASTLA_VMAX(VF, e, (VF){0}) * vmg);               \
+            if (nt - j >= L)                                                             \
+                memcpy(row + j, &e, sizeof(VF));                                         \
+            else                                                                         \
+                for (l = 0; j + l < nt; l++)                                             \
+                    row[j + l] = e[l];                                                   \
+        }                                                                                \
+        return FASTLA_VANY(bad);                                                         \
+    }
+FASTLA_RBF_ROW(fastla_rbf_row_f32, float, fastla_vf32, fastla_vi32)
+FASTLA_RBF_ROW(fastla_rbf_row_f64, double, fastla_vf64, fastla_vi64)
+#else
+#define FASTLA_RBF_ROW(NAME, T)                                                          \
+    static inline int NAME(const T* g, T* row, ptrdiff_t nt, T xi, const T* yn, T thr,   \
+                           T gamma)                                                      \
+    {                                                                                    \
+        ptrdiff_t j;                                                                     \
+        int bad = 0;                                                                     \
+        for (j = 0; j < nt; j++) {                                                       \
+            T e = xi + yn[j] - 2 * g[j];                                                 \
+            bad |= e < thr * (xi + yn[j]);                                               \
+            row[j] = (T)exp(-gamma * (e > 0 ? e : 0));                                   \
+        }                                                                                \
+        return bad;                                                                      \
+    }
+FASTLA_RBF_ROW(fastla_rbf_row_f32, float)
+FASTLA_RBF_ROW(fastla_rbf_row_f64, double)
+#endif
 
 #endif /* FASTLA_GEMM_TILE_H */

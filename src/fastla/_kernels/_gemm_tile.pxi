@@ -21,11 +21,12 @@ cdef extern from "_gemm_tile.h" nogil:
     void fastla_gemm_tile_f32_dist(const float* x, Py_ssize_t mt, Py_ssize_t d,
                                    const float* yp, Py_ssize_t nt, float* c, Py_ssize_t ldc,
                                    const float* xn, const float* yn, float thr, int root,
-                                   unsigned char* low_rows)
+                                   float gamma, unsigned char* low_rows)
     void fastla_gemm_tile_f64_dist(const double* x, Py_ssize_t mt, Py_ssize_t d,
                                    const double* yp, Py_ssize_t nt, double* c,
                                    Py_ssize_t ldc, const double* xn, const double* yn,
-                                   double thr, int root, unsigned char* low_rows)
+                                   double thr, int root, double gamma,
+                                   unsigned char* low_rows)
     Py_ssize_t fastla_gemm_labels_f32(const float* xp, Py_ssize_t d, const float* c,
                                       const float* cb, Py_ssize_t k, Py_ssize_t lo, Py_ssize_t hi,
                                       int* labels, const float* xrows)
