@@ -680,3 +680,34 @@ def test_rbf_kernel_every_path_near_duplicates(monkeypatch, dtype):
                                                   (err / bound).max())
                     if same:
                         assert np.all(np.diag(out) == 1)
+    if "numba" in fastla.available_backends("rbf_kernel"):
+        for B in (Y, None):
+            d2 = cdist(X.astype(np.float64), (X if B is None else B).astype(np.float64),
+                       "sqeuclidean")
+            for gamma in (1 / 24, 1 / (24 * noise ** 2)):
+                ref = np.exp(-gamma * d2)
+                out = fastla.rbf_kernel(X, B, gamma=gamma, backend="numba")
+                bound = (gamma * d2 * 1e-5 + 4 * np.finfo(dtype).eps) * ref + 1e-30
+                assert np.all(np.abs(out - ref) <= bound), ("numba", gamma)
+                if B is None:
+                    assert np.all(np.diag(out) == 1)
+
+
+def test_numba_vector_exp_within_one_ulp():
+    """The numba backend's vectorisable exponential (_numba_distances._exp_into) against
+    NumPy's exp, across the whole range: subnormal results, 0 below it, inf above it."""
+    pytest.importorskip("numba")
+    from fastla._kernels import _numba_distances as nd
+
+    x = np.concatenate([-np.linspace(0, 800, 40001), np.linspace(0, 720, 4001),
+                        [-1e300, 1e300, -np.inf, np.inf]])
+    out = np.empty_like(x)
+    nd._exp_into(x, out, np.empty(x.size, np.int64), np.empty(x.size, np.int64))
+    with np.errstate(over="ignore"):
+        ref = np.exp(x)
+    fin = np.isfinite(ref)
+    assert np.all(out[~fin] == ref[~fin])
+    ulps = np.abs(out[fin] - ref[fin]) / np.maximum(np.spacing(ref[fin]),
+                                                    np.finfo(float).smallest_subnormal)
+    assert np.all(ulps <= 1), ulps.max()
+    assert (ref == 0).any() and ((out > 0) & (out < np.finfo(float).tiny)).any()
