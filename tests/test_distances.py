@@ -144,6 +144,11 @@ def test_nearest_neighbors_spans_many_tiles(rng):
             rd, ri = _ref_knn(X, Y, 7, metric, False)
             np.testing.assert_array_equal(i, ri)
             np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
+        # X against itself: across tiles and selection-key chunks, each point left out
+        d, i = fastla.nearest_neighbors(X, k=7, backend=backend)
+        rd, ri = _ref_knn(X, X, 7, "euclidean", True)
+        np.testing.assert_array_equal(i, ri)
+        np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
 
 
 def test_results_equal_across_thread_counts(rng):
