@@ -265,8 +265,17 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
 
     Notes
     -----
-    Memory is the (m, k) result plus one 256 x 256 tile per thread, whatever m and n
-    (cuda: plus at most 256 MiB of per-segment candidate lists).
+    Memory is the (m, k) result plus one tile per thread (cython 256 x 256, numba
+    256 x 512), whatever m and n (cuda: plus at most 256 MiB of per-segment candidate
+    lists).
+
+    Ties: candidates at equal distances are ordered by lower index, and the k-th place
+    goes to the lower index among candidates whose distances tie as the engine screens
+    them. The CPU backends screen the GEMM metrics (euclidean, sqeuclidean, cosine) by
+    the GEMM form, whose rounding can separate distinct points at exactly equal true
+    distances (integer-valued data, grids): the k-th place can then go to a higher
+    index at the same distance. Exact duplicates, the direct metrics and the cuda
+    backend (direct sums) are not affected.
 
     Device arrays are not checked for NaN or inf. On the cuda backend, a query whose
     distances are all NaN gets index -1 (as faiss reports a missing neighbour).
