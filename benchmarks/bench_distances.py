@@ -120,6 +120,29 @@ class NearestNeighborsVsFaiss:
     track_speedup_vs_faiss.unit = "x"
 
 
+class NearestNeighborsVsNaive:
+    """k=10 euclidean search (fastla's best backend) against the naive loop, per
+    query-candidate pair (the naive loop on 10 queries in 400 points)."""
+
+    timeout = 600
+    q, base = sizes((1000, 10000), (20000, 100000))
+
+    def setup(self):
+        self.X, self.Y = data(self.q, self.base, 64, "float32", 3)
+        self.Xs, self.Ys = data(10, 400, 64, "float32", 2)
+        fastla.nearest_neighbors(self.X[:4], self.Y[:50], k=10)
+
+    def track_speedup_vs_naive(self):
+        from fastla._kernels import _naive
+
+        t_naive = best_time(lambda: _naive.nearest_neighbors(self.Xs, self.Ys, 10, 1, 2.0,
+                                                             False, 1), 1)
+        t = best_time(lambda: fastla.nearest_neighbors(self.X, self.Y, k=10), 2)
+        return (t_naive / (10 * 400)) / (t / (self.q * self.base))
+
+    track_speedup_vs_naive.unit = "x"
+
+
 class NearestNeighborsCosineOverEuclidean:
     """Time of the k=10 cosine search / the euclidean one (issue 3: at most 1.2)."""
 
@@ -156,6 +179,42 @@ class RBFKernel:
 
     def time_rbf(self, backend, dtype):
         fastla.rbf_kernel(self.X, self.Y, backend=backend)
+
+    def peakmem_rbf(self, backend, dtype):
+        fastla.rbf_kernel(self.X, self.Y, backend=backend)
+
+
+class RBFKernelSpeedup:
+    """rbf_kernel (fastla's best backend, float32) against the naive loop and scikit-learn,
+    measured side by side."""
+
+    n = sizes(800, 5000)
+    timeout = 600
+
+    def setup(self):
+        self.X, self.Y = data(self.n, self.n, 64, "float32")
+        self.Xs, self.Ys = data(30, 30, 64, "float64", 1)
+        fastla.rbf_kernel(self.X[:8], self.Y[:8])
+
+    def track_speedup_vs_naive(self):
+        from fastla._kernels import _naive
+
+        out = np.empty((30, 30))
+        t_naive = best_time(lambda: _naive.pairwise_distances(
+            self.Xs, self.Ys, out, 6, 2.0, 1.0 / 64, False, 0.0, 1), 1)
+        t = best_time(lambda: fastla.rbf_kernel(self.X, self.Y))
+        return (t_naive / (30 * 30)) / (t / (self.n * self.n))
+
+    track_speedup_vs_naive.unit = "x"
+
+    def track_speedup_vs_sklearn(self):
+        require_module("sklearn")
+        from sklearn.metrics.pairwise import rbf_kernel
+
+        return best_time(lambda: rbf_kernel(self.X, self.Y)) / best_time(
+            lambda: fastla.rbf_kernel(self.X, self.Y))
+
+    track_speedup_vs_sklearn.unit = "x"
 
 
 class SIMDDispatch:
