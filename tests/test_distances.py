@@ -586,6 +586,18 @@ def test_centred_copies_are_numpys(n_threads):
         np.testing.assert_array_equal(Xs, (X - mu).astype(np.float32))
 
 
+def _near_duplicates(dtype, seed):
+    """535 points in five tight clusters far from the origin (X), every other one of
+    them reversed (Y), and the clusters' spread: GEMM-form distances within a cluster
+    are rounding noise."""
+    rng = np.random.default_rng(seed)
+    noise = 1e-3 if dtype == np.float32 else 1e-7
+    centers = rng.standard_normal((5, 24)) * 50 + 300
+    X = (np.repeat(centers, 107, axis=0)
+         + rng.standard_normal((535, 24)) * noise).astype(dtype)
+    return X, X[::-2].copy(), noise
+
+
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
 def test_cancelled_entries_recomputed_every_path(monkeypatch, dtype, metric):
     """Near-duplicate points far from the origin: their GEMM-trick distances are pure
@@ -594,12 +606,7 @@ def test_cancelled_entries_recomputed_every_path(monkeypatch, dtype, metric):
     rows redone) and with BLAS tiles, across several tiles, for X against Y and X
     against itself: within 1e-5 relative (1e-6 absolute near zero) of exact sums, never
     negative, exact zeros on the diagonal."""
-    rng = np.random.default_rng(5)
-    noise = 1e-3 if dtype == np.float32 else 1e-7
-    centers = rng.standard_normal((5, 24)) * 50 + 300
-    X = (np.repeat(centers, 107, axis=0)
-         + rng.standard_normal((535, 24)) * noise).astype(dtype)
-    Y = X[::-2].copy()
+    X, Y, _ = _near_duplicates(dtype, 5)
     X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
     for mod in built_variants("_cy_distances"):
         for own in (True, False):
@@ -665,12 +672,7 @@ def test_rbf_kernel_every_path_near_duplicates(monkeypatch, dtype):
     exact recomputation, X against Y and against itself, several tiles: every value
     within the distance contract's error (1e-5 of d^2, so |gamma d^2| 1e-5 relative) of
     exp(-gamma d^2) from exact sums, ones on the diagonal."""
-    rng = np.random.default_rng(6)
-    noise = 1e-3 if dtype == np.float32 else 1e-7
-    centers = rng.standard_normal((5, 24)) * 50 + 300
-    X = (np.repeat(centers, 107, axis=0)
-         + rng.standard_normal((535, 24)) * noise).astype(dtype)
-    Y = X[::-2].copy()
+    X, Y, noise = _near_duplicates(dtype, 6)
     for mod in built_variants("_cy_distances"):
         for own in (True, False):
             monkeypatch.setattr(mod, "OWN_GEMM", own)

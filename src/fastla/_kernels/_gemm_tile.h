@@ -255,12 +255,6 @@
         while (pq)                                                                       \
             FASTLA_GEMM_SQRT_STEP(T, VF);                                                \
     }                                                                                    \
-    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
-                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
-                                 const T* bias)                                          \
-    {                                                                                    \
-        NAME##_epi(x, mt, d, yp, nt, c, ldc, alpha, bias, NULL, 0, 0, 0, NULL);          \
-    }                                                                                    \
     static inline void NAME##_dist(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,   \
                                    ptrdiff_t nt, T* c, ptrdiff_t ldc, const T* xn,       \
                                    const T* yn, T thr, int root, T gamma,                \
@@ -378,19 +372,13 @@ FASTLA_GEMM_LABELS(fastla_gemm_labels_f64, double, fastla_vf64, fastla_vi64)
                 c[i * ldc + j] = bias ? s * alpha + bias[j] : s;                         \
             }                                                                            \
     }                                                                                    \
-    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
-                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
-                                 const T* bias)                                          \
-    {                                                                                    \
-        NAME##_epi(x, mt, d, yp, nt, c, ldc, alpha, bias, NULL, 0, 0, 0, NULL);          \
-    }                                                                                    \
     static inline void NAME##_dist(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,   \
                                    ptrdiff_t nt, T* c, ptrdiff_t ldc, const T* xn,       \
                                    const T* yn, T thr, int root, T gamma,                \
                                    unsigned char* low_rows)                              \
     {                                                                                    \
         ptrdiff_t i, j;                                                                  \
-        NAME##_ex(x, mt, d, yp, nt, c, ldc, -2, yn);                                     \
+        NAME##_epi(x, mt, d, yp, nt, c, ldc, -2, yn, NULL, 0, 0, 0, NULL);              \
         for (i = 0; i < mt; i++)                                                         \
             for (j = 0; j < nt; j++) {                                                   \
                 T* e = c + i * ldc + j;                                                  \
@@ -435,6 +423,18 @@ FASTLA_GEMM_LABELS_SCALAR(fastla_gemm_labels_f32, float)
 FASTLA_GEMM_LABELS_SCALAR(fastla_gemm_labels_f64, double)
 
 #endif
+
+/* c = alpha (x . y) + bias (see the top), on either branch's NAME##_epi */
+#define FASTLA_GEMM_EX(NAME, T)                                                          \
+    static inline void NAME##_ex(const T* x, ptrdiff_t mt, ptrdiff_t d, const T* yp,     \
+                                 ptrdiff_t nt, T* c, ptrdiff_t ldc, T alpha,             \
+                                 const T* bias)                                          \
+    {                                                                                    \
+        NAME##_epi(x, mt, d, yp, nt, c, ldc, alpha, bias, NULL, 0, 0, 0, NULL);          \
+    }
+
+FASTLA_GEMM_EX(fastla_gemm_tile_f32, float)
+FASTLA_GEMM_EX(fastla_gemm_tile_f64, double)
 
 /* the plain tile GEMM: alpha 1, no bias */
 #define FASTLA_GEMM_PLAIN(NAME, T)                                                       \
