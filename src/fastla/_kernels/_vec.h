@@ -61,7 +61,7 @@ typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
 #define FASTLA_VSET1(T, VF, x)                                                       \
     (sizeof(T) == 4 ? (VF)_mm_set1_ps((float)(x)) : (VF)_mm_set1_pd((double)(x)))
 #else
-#define FASTLA_VSET1(T, VF, x) ((VF){0} + (x))
+#define FASTLA_VSET1(T, VF, x) ((VF){0} + (T)(x)) /* GCC/Clang refuse a narrowing scalar */
 #endif
 
 /* FASTLA_VMAX(VF, a, u) / FASTLA_VMIN(VF, a, u): the larger / smaller of a and u per lane,
