@@ -144,11 +144,21 @@ def test_nearest_neighbors_spans_many_tiles(rng):
             rd, ri = _ref_knn(X, Y, 7, metric, False)
             np.testing.assert_array_equal(i, ri)
             np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
-        # X against itself: across tiles and selection-key chunks, each point left out
-        d, i = fastla.nearest_neighbors(X, k=7, backend=backend)
-        rd, ri = _ref_knn(X, X, 7, "euclidean", True)
+        # Y against itself (1029 rows: numba's 512-row column tiles, full and partial):
+        # each point left out, across tiles and selection-key chunks
+        d, i = fastla.nearest_neighbors(Y, k=7, backend=backend)
+        rd, ri = _ref_knn(Y, Y, 7, "euclidean", True)
         np.testing.assert_array_equal(i, ri)
         np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
+        # small integers: distinct points at exactly equal distances everywhere, which
+        # the GEMM form's rounding tells apart; the screening window keeps them all, so
+        # the k-th place goes to the lower index (126 of 301 rows went wrong without it)
+        Xi = rng.integers(0, 3, (301, 33)).astype(np.float32)
+        for metric in ("euclidean", "sqeuclidean", "manhattan"):
+            d, i = fastla.nearest_neighbors(Xi, k=7, metric=metric, backend=backend)
+            rd, ri = _ref_knn(Xi, Xi, 7, metric, True)
+            np.testing.assert_array_equal(i, ri)
+            np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
 
 
 def test_results_equal_across_thread_counts(rng):
@@ -678,7 +688,9 @@ def test_rbf_kernel_every_path_near_duplicates(monkeypatch, dtype):
             monkeypatch.setattr(mod, "OWN_GEMM", own)
             for B, same in ((Y, False), (X, True)):
                 d2 = cdist(X.astype(np.float64), B.astype(np.float64), "sqeuclidean")
-                for gamma in (1 / 24, 1 / (24 * noise ** 2)):
+                # 2e-5: gamma times the float32 recompute window is about 0.3 here, so
+                # flagged rows have entries both redone and kept
+                for gamma in (1 / 24, 2e-5, 1 / (24 * noise ** 2)):
                     ref = np.exp(-gamma * d2)
                     out = _rbf_kernel(mod, X, B, np.empty(d2.shape, dtype=dtype), gamma, same)
                     err = np.abs(out - ref)

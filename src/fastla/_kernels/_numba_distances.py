@@ -11,6 +11,7 @@ exact recomputation of the survivors.
 
 import math
 
+import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls it: loaded before pinning
 from numba import prange
@@ -260,7 +261,7 @@ def _push(dist, idx, k, dv, iv):
 
 
 @jit(parallel=True)
-def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, bd, bi):
+def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi):
     """The k-lists of the GEMM metrics: each thread takes tiles of ``tr`` X rows and walks
     Y in tiles of TILE_COLS rows, the middle term from BLAS (pinned to one thread by the
     caller) into the thread's own buffer. Per row and chunk of KEY_CHUNK columns, one
@@ -269,10 +270,12 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, bd, bi):
     keys into the list, and after the first few chunks of Y almost none have any.
     (BLAS outside the prange with every entry pushed took 27.7 s for 20,000 queries in
     100,000, d = 64; the same merge over the tile's whole width, 6.5 s: OpenBLAS's and
-    numba's idle threads spun against each other, and most 4096-column rows had a hit.)"""
+    numba's idle threads spun against each other, and most 4096-column rows had a hit.)
+    The lists hold bd.shape[1] >= k entries and take every key within margin[i] of the
+    k-th (the exact screening window of _cy_distances._nn; margin 0 for cosine)."""
     m = Xc.shape[0]
     n = Yc.shape[0]
-    k = bd.shape[1]
+    k2 = bd.shape[1]
     nb = (m + tr - 1) // tr
     for b in prange(nb):
         i0 = b * tr
@@ -292,9 +295,10 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, bd, bi):
                 dist = bd[gi]
                 ids = bi[gi]
                 xv = xx[gi]
+                mg = margin[gi]
                 for c0 in range(0, nt, KEY_CHUNK):
                     c1 = min(c0 + KEY_CHUNK, nt)
-                    worst = dist[k - 1]
+                    worst = dist[k - 1] + mg
                     hit = 0
                     if metric == COSINE:
                         for c in range(c0, c1):
@@ -309,9 +313,9 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, bd, bi):
                     if hit == 0:
                         continue
                     for c in range(c0, c1):
-                        if keys[c] > dist[k - 1] or (same and gi == j0 + c):
+                        if keys[c] > dist[k - 1] + mg or (same and gi == j0 + c):
                             continue
-                        _push(dist, ids, k, keys[c], j0 + c)
+                        _push(dist, ids, k2, keys[c], j0 + c)
 
 
 @jit(parallel=True)
@@ -339,9 +343,13 @@ def _direct_topk(X, Y, metric, p, same, bd, bi):
 
 @jit(parallel=True)
 def _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx):
+    """The exact distances of each row's survivors (bd.shape[1] of them at most), sorted
+    with ties to the lower index; the first dist.shape[1] are the result."""
     m, k = bd.shape
     for i in prange(m):
         for q in range(k):
+            if bi[i, q] == np.iinfo(np.intp).max:
+                continue
             if gemm and metric != COSINE:
                 bd[i, q] = _sqdist(X[i], Y[bi[i, q]])
             elif gemm and bd[i, q] < 0.0:
@@ -356,7 +364,7 @@ def _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx):
                 jj -= 1
             bd[i, jj] = dv
             bi[i, jj] = iv
-        for q in range(k):
+        for q in range(dist.shape[1]):
             dist[i, q] = _finish(bd[i, q], metric, p, 0.0)
             idx[i, q] = bi[i, q]
 
@@ -364,11 +372,14 @@ def _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx):
 def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
     m, d = X.shape
     n = Y.shape[0]
-    bd = np.full((m, k), np.inf)
-    bi = np.full((m, k), np.iinfo(np.intp).max, dtype=np.intp)
+    gemm = uses_gemm(metric, d)
+    # squared/plain euclidean: k + extra entries per list, the exact screening window
+    window = gemm and metric != COSINE
+    k2 = min(k + max(8, min(k, 32)), max(k, n - int(same))) if window else k
+    bd = np.full((m, k2), np.inf)
+    bi = np.full((m, k2), np.iinfo(np.intp).max, dtype=np.intp)
     dist = np.empty((m, k), dtype=X.dtype)
     idx = np.empty((m, k), dtype=np.intp)
-    gemm = uses_gemm(metric, d)
     with numba_threads(n_threads):
         if gemm:
             cos = metric == COSINE
@@ -376,9 +387,13 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             xx = _row_norms(Xc, cos)
             yy = xx if same else _row_norms(Yc, cos)
             # row tiles: up to 256 rows, at least four per thread where m allows
-            tr = min(256, max(8, -(-m // (4 * max(1, n_threads)))))
+            tr = min(256, max(8, -(-m // (4 * numba.get_num_threads()))))
+            # twice the GEMM-form keys' error bound, (d + 2) eps (|x|^2 + |y|^2) / 2
+            eps = float(np.finfo(X.dtype).eps)
+            margin = ((d + 2) * eps * (xx + yy.max()) if window and n
+                      else np.zeros(m))
             with blas_pinned(True):
-                _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, bd, bi)
+                _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi)
         else:
             _direct_topk(X, Y, metric, p, same, bd, bi)
         _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx)
