@@ -269,13 +269,14 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
     256 x 512), whatever m and n (cuda: plus at most 256 MiB of per-segment candidate
     lists).
 
-    Ties: candidates at equal distances are ordered by lower index, and the k-th place
-    goes to the lower index among candidates whose distances tie as the engine screens
-    them. The CPU backends screen the GEMM metrics (euclidean, sqeuclidean, cosine) by
-    the GEMM form, whose rounding can separate distinct points at exactly equal true
-    distances (integer-valued data, grids): the k-th place can then go to a higher
-    index at the same distance. Exact duplicates, the direct metrics and the cuda
-    backend (direct sums) are not affected.
+    Ties: candidates at equal distances are ordered by lower index, the k-th place
+    included. The CPU backends screen euclidean and sqeuclidean candidates by the GEMM
+    form and keep every one within its error bound of the k-th (k + 8 to k + 32 list
+    entries), so rounding does not decide the k-th place unless more candidates than
+    that lie within the bound at once (many points at nearly the same distance); the
+    screening's order decides it then. Cosine is screened and returned in the GEMM form,
+    so rounding can order equal cosine distances. The direct metrics and the cuda
+    backend (direct sums) are exact.
 
     Device arrays are not checked for NaN or inf. On the cuda backend, a query whose
     distances are all NaN gets index -1 (as faiss reports a missing neighbour).
