@@ -161,6 +161,23 @@ def test_nearest_neighbors_spans_many_tiles(rng):
             np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
 
 
+def test_nearest_neighbors_k_near_the_candidate_count(rng):
+    """k close to the number of candidates: the screening lists' extra entries are capped
+    at the candidates there are (every candidate kept), for X against Y and against
+    itself, with ties on small integers (CPU backends, GEMM and direct metrics)."""
+    X = rng.integers(0, 3, (60, 20)).astype(np.float32)
+    Y = rng.integers(0, 3, (50, 20)).astype(np.float32)
+    for backend in ("cython", "numba"):
+        if backend not in fastla.available_backends("nearest_neighbors"):
+            continue
+        for metric in ("euclidean", "sqeuclidean", "manhattan"):
+            for B, k in ((Y, 50), (Y, 45), (None, 59), (None, 52)):
+                d, i = fastla.nearest_neighbors(X, B, k=k, metric=metric, backend=backend)
+                rd, ri = _ref_knn(X, X if B is None else B, k, metric, B is None)
+                np.testing.assert_array_equal(i, ri)
+                np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
+
+
 def test_results_equal_across_thread_counts(rng):
     X = rng.standard_normal((530, 40))
     for backend in ("cython", "numba"):
