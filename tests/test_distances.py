@@ -154,11 +154,40 @@ def test_nearest_neighbors_spans_many_tiles(rng):
         # the GEMM form's rounding tells apart; the screening window keeps them all, so
         # the k-th place goes to the lower index (126 of 301 rows went wrong without it)
         Xi = rng.integers(0, 3, (301, 33)).astype(np.float32)
-        for metric in ("euclidean", "sqeuclidean", "manhattan"):
-            d, i = fastla.nearest_neighbors(Xi, k=7, metric=metric, backend=backend)
-            rd, ri = _ref_knn(Xi, Xi, 7, metric, True)
+        for metric, k in (("euclidean", 7), ("sqeuclidean", 7), ("manhattan", 7),
+                          ("euclidean", 20), ("euclidean", 40)):
+            d, i = fastla.nearest_neighbors(Xi, k=k, metric=metric, backend=backend)
+            rd, ri = _ref_knn(Xi, Xi, k, metric, True)
             np.testing.assert_array_equal(i, ri)
             np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
+        # many exact duplicates (30 copies of 20 points, d > 16): more candidates at the
+        # k-th distance than the window's extra entries; identical rows have identical
+        # keys, so the screening still orders them by index
+        Xd = np.repeat(rng.integers(0, 4, (20, 24)).astype(np.float32), 30, axis=0)
+        Xd = Xd[rng.permutation(600)]
+        for B in (None, Xd[::-1].copy()):
+            d, i = fastla.nearest_neighbors(Xd, B, k=3, backend=backend)
+            rd, ri = _ref_knn(Xd, Xd if B is None else B, 3, "euclidean", B is None)
+            np.testing.assert_array_equal(i, ri)
+            np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_ties_on_every_cython_path(monkeypatch, dtype):
+    """The kNN screening window on every built variant, with the own tile GEMM and with
+    BLAS tiles: small-integer points against themselves and against others, ties at the
+    k-th place to the lower index."""
+    rng = np.random.default_rng(9)
+    X = rng.integers(0, 3, (301, 33)).astype(dtype)
+    Y = rng.integers(0, 3, (530, 33)).astype(dtype)
+    for mod in built_variants("_cy_distances"):
+        for own in (True, False):
+            monkeypatch.setattr(mod, "OWN_GEMM", own)
+            for B, same in ((X, True), (Y, False)):
+                d, i = mod.nearest_neighbors(X, B, 7, 1, 2.0, same, 2)
+                rd, ri = _ref_knn(X, B, 7, "euclidean", same)
+                np.testing.assert_array_equal(i, ri, err_msg=f"{mod.__name__} own={own}")
+                np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
 
 
 def test_nearest_neighbors_k_near_the_candidate_count(rng):

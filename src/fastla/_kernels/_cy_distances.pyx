@@ -17,6 +17,7 @@
 
 from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport sqrt, fabs, exp, pow, INFINITY
+from libc.float cimport DBL_MAX
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -599,9 +600,12 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     the m x n matrix: per-thread tiles of TILE x TILE, then an exact re-computation of
     the survivors. ``same``: Y is X and each row's own index is excluded.
 
-    Squared and plain euclidean screen by the GEMM-form key |y|^2 - 2 x.y, whose error
-    is at most (d + 2) eps (|x|^2 + |y|^2) / 2; the lists hold k2 = k + extra entries
-    and take every candidate within twice that bound of the k-th key (_admit). Unless
+    Squared and plain euclidean screen by the GEMM-form key |y|^2 - 2 x.y. Its error is
+    at most about d u (|x|^2 + 2 |y|^2) (u = eps / 2: the GEMM's sums in any order, and
+    the norms' own rounding), and the float32 engine's centred copies move each squared
+    distance by up to 4 u (|x|^2 + |y|^2) from the original data's; the lists hold k2 =
+    k + extra entries and take every candidate whose key is within the margin (d + 8)
+    eps (|x|^2 + 2 max |y|^2) of the k-th key (_admit), over twice the sum. Unless
     that window overflowed (more than ``extra`` candidates in it at once), every candidate
     outside the list has a key above k others' by more than the error, so the exact
     distances of the list's entries, sorted with ties to the lower index, are the exact
@@ -651,7 +655,8 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                 _norms(yp, n, d, metric, yy, n_threads)
                 if window:
                     for j0 in range(n):
-                        ymax = max(ymax, yy[j0])
+                        if yy[j0] > ymax and yy[j0] <= DBL_MAX:  # finite ones only
+                            ymax = yy[j0]
         with nogil, parallel(num_threads=n_threads):
             tile = <floating*>malloc(TILE * TILE * sizeof(floating))
             ypk = (<floating*>fastla_malloc64((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating))
@@ -672,8 +677,9 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                     if gemm:
                         _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE, ypk)
                         for r in range(mt):
-                            # twice the keys' error bound (0 for cosine: no window)
-                            margin = (d + 2) * eps * (xx[i0 + r] + ymax) if window else 0.0
+                            # the window (0 for cosine: none); see the docstring
+                            margin = ((d + 8) * eps * (xx[i0 + r] + 2.0 * ymax) if window
+                                      else 0.0)
                             # selection keys (monotone in the distance, no sqrt/recompute)
                             # in one vectorised sweep that also tells whether any key can
                             # enter the row's list; most rows of most tiles cannot

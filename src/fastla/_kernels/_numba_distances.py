@@ -388,10 +388,11 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             yy = xx if same else _row_norms(Yc, cos)
             # row tiles: up to 256 rows, at least four per thread where m allows
             tr = min(256, max(8, -(-m // (4 * numba.get_num_threads()))))
-            # twice the GEMM-form keys' error bound, (d + 2) eps (|x|^2 + |y|^2) / 2
+            # the screening window of _cy_distances._nn: (d + 8) eps (|x|^2 + 2 max |y|^2),
+            # the maximum over finite norms (check_finite=False lets NaN and inf through)
             eps = float(np.finfo(X.dtype).eps)
-            margin = ((d + 2) * eps * (xx + yy.max()) if window and n
-                      else np.zeros(m))
+            ymax = float(np.max(yy, where=np.isfinite(yy), initial=0.0))
+            margin = (d + 8) * eps * (xx + 2.0 * ymax) if window else np.zeros(m)
             with blas_pinned(True):
                 _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi)
         else:
