@@ -207,6 +207,30 @@ def test_nearest_neighbors_k_near_the_candidate_count(rng):
                 np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
 
 
+def test_direct_metrics_span_many_blocks(rng):
+    """The direct loops (manhattan, chebyshev, minkowski, and euclidean at d <= 16) on
+    more rows than one Y block (numba's are 256 rows, cython's 16), partial blocks, X
+    against Y and against itself (exact zeros on the diagonal), and kNN over them (CPU
+    backends)."""
+    X = rng.standard_normal((301, 9))
+    Y = rng.standard_normal((530, 9))
+    for backend in ("cython", "numba"):
+        if backend not in fastla.available_backends("pairwise_distances"):
+            continue
+        for metric, kw in (("manhattan", {}), ("chebyshev", {}), ("minkowski", {"p": 3.0}),
+                           ("euclidean", {}), ("sqeuclidean", {})):
+            D = fastla.pairwise_distances(X, Y, metric=metric, backend=backend, **kw)
+            np.testing.assert_allclose(D, cdist(X, Y, SCIPY[metric], **kw), rtol=1e-12)
+            S = fastla.pairwise_distances(Y, metric=metric, backend=backend, **kw)
+            np.testing.assert_allclose(S, cdist(Y, Y, SCIPY[metric], **kw), rtol=1e-12,
+                                       atol=1e-12)
+            assert np.all(np.diag(S) == 0)
+            d, i = fastla.nearest_neighbors(X, Y, k=5, metric=metric, backend=backend, **kw)
+            rd, ri = _ref_knn(X, Y, 5, metric, False, **kw)
+            np.testing.assert_array_equal(i, ri)
+            np.testing.assert_allclose(d, rd, rtol=1e-12)
+
+
 def test_results_equal_across_thread_counts(rng):
     X = rng.standard_normal((530, 40))
     for backend in ("cython", "numba"):
