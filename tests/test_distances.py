@@ -240,6 +240,10 @@ def test_results_equal_across_thread_counts(rng):
             a = fastla.pairwise_distances(X, metric=metric, backend=backend, n_threads=1)
             b = fastla.pairwise_distances(X, metric=metric, backend=backend, n_threads=2)
             np.testing.assert_array_equal(a, b)
+        # 257 rows: bands that a thread-count-dependent height would end in a single row
+        for f in (fastla.pairwise_distances, fastla.rbf_kernel):
+            a = f(X[:257], X[:300], backend=backend, n_threads=1)
+            np.testing.assert_array_equal(a, f(X[:257], X[:300], backend=backend, n_threads=2))
         i1 = fastla.nearest_neighbors(X, k=4, backend=backend, n_threads=1)[1]
         i2 = fastla.nearest_neighbors(X, k=4, backend=backend, n_threads=2)[1]
         np.testing.assert_array_equal(i1, i2)

@@ -51,6 +51,9 @@ def effective_n_threads(n_threads=None):
 
 @functools.lru_cache(maxsize=1)
 def _controller():
+    # SciPy's BLAS (its own OpenBLAS, which numba's np.dot and the Cython kernels' BLAS
+    # tiles call) is loaded first, or the cached controller would never see it
+    import scipy.linalg.cython_blas  # noqa: F401
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

@@ -21,7 +21,8 @@ from .._threads import blas_pinned, numba_threads
 from ._numba_common import jit
 
 SQEUCLIDEAN, EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, RBF = range(7)
-TJ = 256  # Y rows per transposed block of the direct loops (_direct_row)
+TJ = 256  # Y rows per transposed block of the direct loops, at most (_block_width)
+BLOCK_BYTES = 256 << 10  # and a block's size, at most
 TILE_COLS = 512  # Y rows per nearest-neighbour tile (X rows: see nearest_neighbors)
 KEY_CHUNK = 256  # columns per selection-key sweep
 
@@ -99,12 +100,13 @@ def _exp_into(x, out, i1, i2):
 
 
 @jit()
-def _epilogue_row(row, X, Y, xx, yy, metric, gamma, recompute, same, gi):
+def _epilogue_row(row, X, Y, xx, yy, metric, gamma, recompute, same, gi, e, o, i1, i2):
     """In place: row[j] = x.y  ->  distance (or RBF value) for X row gi, in branch-free
     loops that vectorise: the squared distances into a float64 row with a count of the
     entries under the cancellation threshold, the exact recomputation of those entries
     only when there are any, then the square root or _exp_into's exponential and the
-    cast (one loop with a branch per entry and a scalar exp took 2-4 times as long)."""
+    cast (one loop with a branch per entry and a scalar exp took 2-4 times as long).
+    e, o (float64) and i1, i2 (int64): the caller's scratch, at least row's length."""
     n = row.shape[0]
     xi = xx[gi]
     if metric == COSINE:
@@ -112,7 +114,6 @@ def _epilogue_row(row, X, Y, xx, yy, metric, gamma, recompute, same, gi):
             v = 1.0 - np.float64(row[j]) * xi * yy[j]
             row[j] = min(max(v, 0.0), 2.0)
     else:
-        e = np.empty(n)
         nbad = 0
         for j in range(n):
             s = xi + yy[j]
@@ -130,8 +131,7 @@ def _epilogue_row(row, X, Y, xx, yy, metric, gamma, recompute, same, gi):
         elif metric == RBF:
             for j in range(n):
                 e[j] = -gamma * e[j]
-            o = np.empty(n)
-            _exp_into(e, o, np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int64))
+            _exp_into(e[:n], o[:n], i1[:n], i2[:n])
             for j in range(n):
                 row[j] = o[j]
         else:
@@ -145,19 +145,29 @@ def _epilogue_row(row, X, Y, xx, yy, metric, gamma, recompute, same, gi):
 def _gemm_matrix(Xc, Yc, X, Y, out, xx, yy, metric, gamma, recompute, same, tr):
     """out = the GEMM metric's matrix: each thread takes bands of ``tr`` output rows,
     fills them with its own BLAS call (pinned to one thread by the caller) and finishes
-    them while they are in cache (_epilogue_row). BLAS on both cores outside the prange,
-    in 838-row blocks, then a parallel epilogue pass, took 1.5-2.5x as long: the two
-    libraries' idle threads spun against each other, and each block left the caches
-    before its epilogue."""
+    them right after (_epilogue_row; in cache while tr rows of out fit in L2). BLAS on
+    both cores outside the prange, in 838-row blocks, then a parallel epilogue pass,
+    took 1.3-2.3x as long: the two libraries' idle threads spun against each other, and
+    each block left the caches before its epilogue. A last band of one row joins the
+    one before it (a one-row product may take BLAS's matrix-vector path)."""
     m = Xc.shape[0]
+    n = Yc.shape[0]
     YcT = Yc.T
-    for b in prange((m + tr - 1) // tr):
+    nb = (m + tr - 1) // tr
+    if nb > 1 and m - (nb - 1) * tr == 1:
+        nb -= 1
+    for b in prange(nb):
         i0 = b * tr
-        i1 = min(i0 + tr, m)
+        i1 = m if b == nb - 1 else i0 + tr
         blk = out[i0:i1]
         np.dot(Xc[i0:i1], YcT, blk)
+        e = np.empty(n)
+        o = np.empty(n)
+        j1 = np.empty(n, dtype=np.int64)
+        j2 = np.empty(n, dtype=np.int64)
         for i in range(i1 - i0):
-            _epilogue_row(blk[i], X, Y, xx, yy, metric, gamma, recompute, same, i0 + i)
+            _epilogue_row(blk[i], X, Y, xx, yy, metric, gamma, recompute, same, i0 + i,
+                          e, o, j1, j2)
 
 
 @jit()
@@ -171,63 +181,80 @@ def _finish(acc, metric, p, gamma):
     return acc
 
 
+def _block_width(n, d, itemsize):
+    """Y rows per transposed block of the direct loops: TJ, fewer for a small Y (no work
+    on padding past round_up(n, 16)) or wide rows (a block stays within 256 KiB, so it
+    stays in L2 while a tile's X rows pass over it); a multiple of 16."""
+    w = min(TJ, -(-max(n, 1) // 16) * 16, (BLOCK_BYTES // max(d * itemsize, 1)) // 16 * 16)
+    return max(16, w)
+
+
 @jit()
 def _direct_row(x, Yt, metric, p, acc):
     """acc[jj] = the raw metric accumulation (in feature order) of the row x against the
-    transposed Y block Yt (d, TJ). The loop over jj is the vector loop; TJ = 256 keeps
+    transposed Y block Yt (d, w). The loop over jj is the vector loop; w up to 256 keeps
     the updates of one acc[jj] by consecutive features far apart (16-wide blocks of
-    several rows stalled on them: manhattan 5000 x 5000 x 64 took 298 ms, now 141)."""
-    d = Yt.shape[0]
-    for jj in range(TJ):
+    several rows stalled on them: manhattan 5000 x 5000 x 64 took 282-299 ms, now
+    105-122)."""
+    d, w = Yt.shape
+    for jj in range(w):
         acc[jj] = 0.0
     if metric == MANHATTAN:
         for k in range(d):
             xv = x[k]
             yk = Yt[k]
-            for jj in range(TJ):
+            for jj in range(w):
                 acc[jj] += abs(xv - yk[jj])
     elif metric == CHEBYSHEV:
         for k in range(d):
             xv = x[k]
             yk = Yt[k]
-            for jj in range(TJ):
+            for jj in range(w):
                 t = abs(xv - yk[jj])
                 acc[jj] = acc[jj] if acc[jj] > t else t
     elif metric == MINKOWSKI:
         for k in range(d):
             xv = x[k]
             yk = Yt[k]
-            for jj in range(TJ):
+            for jj in range(w):
                 acc[jj] += abs(xv - yk[jj]) ** p
     else:
         for k in range(d):
             xv = x[k]
             yk = Yt[k]
-            for jj in range(TJ):
+            for jj in range(w):
                 t = xv - yk[jj]
                 acc[jj] += t * t
 
 
-@jit(parallel=True)
-def _transposed_blocks(Y):
-    """Y (n, d) as blocks (ceil(n / TJ), d, TJ): block b, column jj is Y row b TJ + jj
-    (zero past n), made once for every row block."""
+@jit()
+def _transpose_block(Y, j0, Yt):
+    """Yt[k, jj] = Y[j0 + jj, k], zero past Y's last row."""
     n, d = Y.shape
-    nbj = (n + TJ - 1) // TJ
-    Yt = np.empty((nbj, d, TJ), dtype=Y.dtype)
+    w = Yt.shape[1]
+    for k in range(d):
+        for jj in range(w):
+            j = j0 + jj
+            Yt[k, jj] = Y[j, k] if j < n else 0.0
+
+
+@jit(parallel=True)
+def _transposed_blocks(Y, w):
+    """Y (n, d) as blocks (ceil(n / w), d, w), each by _transpose_block, made once for
+    every row band of the matrix (the matrix is m x n: the copy is small next to it)."""
+    n, d = Y.shape
+    nbj = (n + w - 1) // w
+    Yt = np.empty((nbj, d, w), dtype=Y.dtype)
     for b in prange(nbj):
-        for k in range(d):
-            for jj in range(TJ):
-                j = b * TJ + jj
-                Yt[b, k, jj] = Y[j, k] if j < n else 0.0
+        _transpose_block(Y, b * w, Yt[b])
     return Yt
 
 
 @jit(parallel=True)
-def _direct_matrix(X, Y, out, metric, p, gamma, same):
+def _direct_matrix(X, Y, out, metric, p, gamma, same, w):
     m, d = X.shape
     n = Y.shape[0]
-    Yt = _transposed_blocks(Y)
+    Yt = _transposed_blocks(Y, w)
     nbj = Yt.shape[0]
     BM = 64
     nbi = (m + BM - 1) // BM
@@ -235,9 +262,9 @@ def _direct_matrix(X, Y, out, metric, p, gamma, same):
     for t in prange(nbi * nbj):
         i0 = (t // nbj) * BM
         bj = t % nbj
-        j0 = bj * TJ
-        nt = min(TJ, n - j0)
-        acc = np.empty(TJ, dtype=X.dtype)
+        j0 = bj * w
+        nt = min(w, n - j0)
+        acc = np.empty(w, dtype=X.dtype)
         for i in range(i0, min(i0 + BM, m)):
             _direct_row(X[i], Yt[bj], metric, p, acc)
             for jj in range(nt):
@@ -265,13 +292,15 @@ def pairwise_distances(X, Y, out, metric, p, gamma, same, recompute, n_threads):
             Xc, Yc = _centred(X, Y, metric, same)
             xx = _row_norms(Xc, cos)
             yy = xx if same else _row_norms(Yc, cos)
-            # bands of 64 rows (at least four per thread where m allows; 16, 32, 64 and
-            # 128 gave 55, 45, 38-40 and 39 ms for 5000 x 5000 x 64 float32 sqeuclidean)
-            tr = min(64, max(1, -(-m // (4 * numba.get_num_threads()))))
+            # bands of 64 rows (16, 32, 64 and 128 gave 55, 45, 38-40 and 39 ms for 5000 x
+            # 5000 x 64 float32 sqeuclidean), at least eight bands where m allows; from m
+            # alone, so that the values do not depend on the thread count
+            tr = min(64, max(2, -(-m // 8)))
             with blas_pinned(True):
                 _gemm_matrix(Xc, Yc, X, Y, out, xx, yy, metric, gamma, recompute, same, tr)
         else:
-            _direct_matrix(X, Y, out, metric, p, gamma, same)
+            _direct_matrix(X, Y, out, metric, p, gamma, same,
+                           _block_width(Y.shape[0], d, X.itemsize))
     return out
 
 
@@ -352,21 +381,24 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi):
 
 
 @jit(parallel=True)
-def _direct_topk(X, Y, metric, p, same, bd, bi):
+def _direct_topk(X, Y, metric, p, same, w, bd, bi):
+    """The k-lists of the direct metrics: 64-row blocks of X, each against every Y block
+    transposed into the thread's own (d, w) buffer (n d copies per 64 rows, 1/64 of the
+    distance work; no copy of Y), which stays in cache for the block's rows."""
     m, d = X.shape
     n = Y.shape[0]
     k = bd.shape[1]
-    Yt = _transposed_blocks(Y)
     BM = 64
     for b in prange((m + BM - 1) // BM):
-        acc = np.empty(TJ, dtype=X.dtype)
-        for bj in range(Yt.shape[0]):  # each Y block stays in cache for BM rows
-            j0 = bj * TJ
+        acc = np.empty(w, dtype=X.dtype)
+        Yt = np.empty((d, w), dtype=X.dtype)
+        for j0 in range(0, n, w):
+            _transpose_block(Y, j0, Yt)
             for i in range(b * BM, min(b * BM + BM, m)):
-                _direct_row(X[i], Yt[bj], metric, p, acc)
+                _direct_row(X[i], Yt, metric, p, acc)
                 dist = bd[i]
                 ids = bi[i]
-                for jj in range(min(TJ, n - j0)):
+                for jj in range(min(w, n - j0)):
                     if same and i == j0 + jj:
                         continue
                     v = np.float64(acc[jj])
@@ -429,6 +461,6 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             with blas_pinned(True):
                 _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi)
         else:
-            _direct_topk(X, Y, metric, p, same, bd, bi)
+            _direct_topk(X, Y, metric, p, same, _block_width(n, d, X.itemsize), bd, bi)
         _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx)
     return dist, idx
