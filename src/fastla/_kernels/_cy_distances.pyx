@@ -17,7 +17,6 @@
 
 from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport sqrt, fabs, exp, pow, INFINITY
-from libc.float cimport DBL_MAX
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -563,21 +562,15 @@ cdef inline void _push(double* dist, Py_ssize_t* idx, int k, double dv, Py_ssize
     idx[pos] = iv
 
 
-cdef inline void _admit(double* dist, Py_ssize_t* idx, int k, int k2, double kv,
-                        Py_ssize_t iv, double margin) noexcept nogil:
-    """Screen (kv, iv) into a row's sorted k2-list (k2 >= k) by its GEMM-form key: it
-    enters when kv is at most the list's k-th key plus ``margin`` (twice the keys' error
-    bound; 0 and k2 = k: a plain k-list) and beats the list's last (see _nn)."""
-    if kv <= dist[k - 1] + margin:
-        _push(dist, idx, k2, kv, iv)
-
-
 cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const double* yy,
-                       int metric, double worst, double* keys) noexcept nogil:
-    """keys[c] = the selection key of tile entry c; True if any key is <= worst (the
-    row's current k-th key: only those can enter the list). Branch-free: vectorises."""
+                       int metric, double worst, double cx, double c2,
+                       double* keys) noexcept nogil:
+    """keys[c] = the upper selection key of tile entry c, kv + e with e = cx + c2 yy[c]
+    (kv: the GEMM-form key; e: its error bound, 0 without a window); True if any lower
+    key kv - e is <= worst (the row's current k-th upper key: only those can enter the
+    list). Branch-free: vectorises."""
     cdef Py_ssize_t c
-    cdef double kv
+    cdef double kv, e
     cdef int hit = 0
     if metric == COSINE:
         for c in range(nt):
@@ -587,8 +580,9 @@ cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const doub
     else:
         for c in range(nt):
             kv = yy[c] - 2.0 * <double>row[c]
-            keys[c] = kv
-            hit |= kv <= worst
+            e = cx + c2 * yy[c]
+            keys[c] = kv + e
+            hit |= kv - e <= worst
     return hit != 0
 
 
@@ -600,14 +594,16 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     the m x n matrix: per-thread tiles of TILE x TILE, then an exact re-computation of
     the survivors. ``same``: Y is X and each row's own index is excluded.
 
-    Squared and plain euclidean screen by the GEMM-form key |y|^2 - 2 x.y. Its error is
-    at most about d u (|x|^2 + 2 |y|^2) (u = eps / 2: the GEMM's sums in any order, and
-    the norms' own rounding), and the float32 engine's centred copies move each squared
-    distance by up to 4 u (|x|^2 + |y|^2) from the original data's; the lists hold k2 =
-    k + extra entries and take every candidate whose key is within the margin (d + 8)
-    eps (|x|^2 + 2 max |y|^2) of the k-th key (_admit), over twice the sum. Unless
-    that window overflowed (more than ``extra`` candidates in it at once), every candidate
-    outside the list has a key above k others' by more than the error, so the exact
+    Squared and plain euclidean screen by the GEMM-form key kv = |y|^2 - 2 x.y. Its
+    error is at most about d u (|x|^2 + 2 |y|^2) (u = eps / 2: the GEMM's sums in any
+    order, and the norms' own rounding), and the float32 engine's centred copies move
+    each squared distance by up to 4 u (|x|^2 + |y|^2) from the original data's; e =
+    (d + 8) u (|x|^2 + 2 |y|^2) covers both, per candidate. The lists hold k2 = k +
+    extra entries ordered by the upper key kv + e, and take every candidate whose lower
+    key kv - e is at most the list's k-th upper key: k entries then certainly beat each
+    candidate left out (one bound for all candidates, from the largest |y|^2, let one
+    far outlier open the window of every row: numba's kNN took 3.3x as long). Unless
+    that window overflowed (more than ``extra`` candidates in it at once), the exact
     distances of the list's entries, sorted with ties to the lower index, are the exact
     answer. Where it overflowed (many candidates at nearly the k-th distance, such as
     many duplicates of one point) the screening's order decides the k-th place, as it
@@ -621,7 +617,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     cdef bint window = gemm and metric != COSINE
     cdef int k2 = k + max(8, min(k, 32)) if window else k
     cdef double eps = 2.0 ** -23 if floating is float else 2.0 ** -52
-    cdef double ymax = 0.0, margin = 0.0
+    cdef double cx = 0.0, c2 = 0.0
     cdef Py_ssize_t tiles_i = (m + TILE - 1) // TILE
     cdef Py_ssize_t ti, i0, mt, j0, nt, r, c, jb, jj, q
     cdef double* xx = NULL
@@ -653,10 +649,6 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
             if gemm:
                 _norms(xp, m, d, metric, xx, n_threads)
                 _norms(yp, n, d, metric, yy, n_threads)
-                if window:
-                    for j0 in range(n):
-                        if yy[j0] > ymax and yy[j0] <= DBL_MAX:  # finite ones only
-                            ymax = yy[j0]
         with nogil, parallel(num_threads=n_threads):
             tile = <floating*>malloc(TILE * TILE * sizeof(floating))
             ypk = (<floating*>fastla_malloc64((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating))
@@ -677,19 +669,23 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                     if gemm:
                         _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE, ypk)
                         for r in range(mt):
-                            # the window (0 for cosine: none); see the docstring
-                            margin = ((d + 8) * eps * (xx[i0 + r] + 2.0 * ymax) if window
-                                      else 0.0)
+                            # the keys' error bound, cx + c2 |y|^2 (0 for cosine: no
+                            # window); see the docstring
+                            cx = (d + 8) * (eps / 2) * xx[i0 + r] if window else 0.0
+                            c2 = (d + 8) * eps if window else 0.0
                             # selection keys (monotone in the distance, no sqrt/recompute)
                             # in one vectorised sweep that also tells whether any key can
                             # enter the row's list; most rows of most tiles cannot
                             if _keys(tile + r * TILE, nt, xx[i0 + r], yy + j0, metric,
-                                     bd[r * k2 + k - 1] + margin, keys):
+                                     bd[r * k2 + k - 1], cx, c2, keys):
                                 for c in range(nt):
                                     if same and i0 + r == j0 + c:
                                         continue
-                                    _admit(bd + r * k2, bi + r * k2, k, k2, keys[c],
-                                           j0 + c, margin)
+                                    # lower key (upper key less twice the bound) against
+                                    # the k-th upper key
+                                    if keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) \
+                                            <= bd[r * k2 + k - 1]:
+                                        _push(bd + r * k2, bi + r * k2, k2, keys[c], j0 + c)
                     else:
                         for jb in range(j0, j0 + nt, TJ):
                             _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)

@@ -323,7 +323,7 @@ def _push(dist, idx, k, dv, iv):
 
 
 @jit(parallel=True)
-def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi):
+def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi):
     """The k-lists of the GEMM metrics: each thread takes tiles of ``tr`` X rows and walks
     Y in tiles of TILE_COLS rows, the middle term from BLAS (pinned to one thread by the
     caller) into the thread's own buffer. Per row and chunk of KEY_CHUNK columns, one
@@ -333,8 +333,10 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi):
     (BLAS outside the prange with every entry pushed took 27.7 s for 20,000 queries in
     100,000, d = 64; the same merge over the tile's whole width, 6.5 s: OpenBLAS's and
     numba's idle threads spun against each other, and most 4096-column rows had a hit.)
-    The lists hold bd.shape[1] >= k entries and take every key within margin[i] of the
-    k-th (the exact screening window of _cy_distances._nn; margin 0 for cosine)."""
+    The lists hold bd.shape[1] >= k entries ordered by upper keys kv + e and take every
+    candidate whose lower key kv - e is at most the k-th upper key, e = cu (|x|^2 + 2
+    |y|^2) the key's error bound (the exact screening window of _cy_distances._nn; cu = 0
+    for cosine)."""
     m = Xc.shape[0]
     n = Yc.shape[0]
     k2 = bd.shape[1]
@@ -357,10 +359,11 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi):
                 dist = bd[gi]
                 ids = bi[gi]
                 xv = xx[gi]
-                mg = margin[gi]
+                cx = cu * xv
+                c2 = 2.0 * cu
                 for c0 in range(0, nt, KEY_CHUNK):
                     c1 = min(c0 + KEY_CHUNK, nt)
-                    worst = dist[k - 1] + mg
+                    worst = dist[k - 1]
                     hit = 0
                     if metric == COSINE:
                         for c in range(c0, c1):
@@ -370,12 +373,18 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi):
                     else:
                         for c in range(c0, c1):
                             kv = yy[j0 + c] - 2.0 * np.float64(g[r, c])
-                            keys[c] = kv
-                            hit += kv <= worst
+                            e = cx + c2 * yy[j0 + c]
+                            keys[c] = kv + e
+                            hit += kv - e <= worst
                     if hit == 0:
                         continue
                     for c in range(c0, c1):
-                        if keys[c] > dist[k - 1] + mg or (same and gi == j0 + c):
+                        if same and gi == j0 + c:
+                            continue
+                        if metric != COSINE and \
+                                keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) > dist[k - 1]:
+                            continue
+                        if metric == COSINE and keys[c] > dist[k - 1]:
                             continue
                         _push(dist, ids, k2, keys[c], j0 + c)
 
@@ -453,13 +462,11 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             yy = xx if same else _row_norms(Yc, cos)
             # row tiles: up to 256 rows, at least four per thread where m allows
             tr = min(256, max(8, -(-m // (4 * numba.get_num_threads()))))
-            # the screening window of _cy_distances._nn: (d + 8) eps (|x|^2 + 2 max |y|^2),
-            # the maximum over finite norms (check_finite=False lets NaN and inf through)
-            eps = float(np.finfo(X.dtype).eps)
-            ymax = float(np.max(yy, where=np.isfinite(yy), initial=0.0))
-            margin = (d + 8) * eps * (xx + 2.0 * ymax) if window else np.zeros(m)
+            # the keys' error bound (d + 8) u (|x|^2 + 2 |y|^2), u = eps / 2, per candidate:
+            # the screening window of _cy_distances._nn (0 for cosine)
+            cu = (d + 8) * float(np.finfo(X.dtype).eps) / 2 if window else 0.0
             with blas_pinned(True):
-                _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, margin, bd, bi)
+                _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi)
         else:
             _direct_topk(X, Y, metric, p, same, _block_width(n, d, X.itemsize), bd, bi)
         _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx)
