@@ -14,7 +14,6 @@ import math
 
 import numba
 import numpy as np
-import scipy.linalg.cython_blas  # noqa: F401  numba's np.dot calls it: loaded before pinning
 from numba import prange
 
 from .._threads import blas_pinned, numba_threads
@@ -379,12 +378,9 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi):
                     if hit == 0:
                         continue
                     for c in range(c0, c1):
-                        if same and gi == j0 + c:
-                            continue
-                        if metric != COSINE and \
+                        # the lower key against the k-th upper key (cx = c2 = 0 for cosine)
+                        if (same and gi == j0 + c) or \
                                 keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) > dist[k - 1]:
-                            continue
-                        if metric == COSINE and keys[c] > dist[k - 1]:
                             continue
                         _push(dist, ids, k2, keys[c], j0 + c)
 
