@@ -292,15 +292,16 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
             f"k={k} is larger than the number of candidates ({candidates}"
             + (" when each point is excluded from its own neighbours)" if same else ")")
         )
-    if b.name == "cuda":  # the kernel's limits (its lists are local arrays of MAX_K)
-        max_k = _backend.entry("nearest_neighbors", "cuda", "MAX_K")
-        max_n = _backend.entry("nearest_neighbors", "cuda", "MAX_CANDIDATES")
-        if k > max_k:
-            raise ValueError(f"the cuda backend keeps at most k={max_k} neighbours; "
-                             f"got k={k}")
-        if n > max_n:
-            raise ValueError(f"the cuda backend searches at most {max_n} candidates; "
-                             f"got {n}")
+    # a backend's own limits, where its kernel module declares them (cuda: its lists are
+    # local arrays of MAX_K)
+    max_k = _backend.optional_entry("nearest_neighbors", b.name, "MAX_K")
+    if max_k is not None and k > max_k:
+        raise ValueError(f"the {b.name} backend keeps at most k={max_k} neighbours; "
+                         f"got k={k}")
+    max_n = _backend.optional_entry("nearest_neighbors", b.name, "MAX_CANDIDATES")
+    if max_n is not None and n > max_n:
+        raise ValueError(f"the {b.name} backend searches at most {max_n} candidates; "
+                         f"got {n}")
     device = b.name == "cuda" and _backend.is_device_array(X)
     if not device:
         _v.check_alloc((m, k), X.dtype, what="the distances")

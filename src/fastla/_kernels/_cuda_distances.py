@@ -329,20 +329,13 @@ def _to_device(a):
     return cuda.to_device(np.ascontiguousarray(a)), False
 
 
-_placeholders = {}
-
-
 def _norms(metric, dX, dY, same):
-    """Reciprocal row norms (in the input dtype) for cosine; a kept 1-element
-    placeholder for the other metrics (no allocation per call)."""
+    """Reciprocal row norms (in the input dtype) for cosine. The other metrics' kernels
+    never read their nx, ny arguments (_key), so they get X and Y themselves: no
+    allocation and no cache of placeholders."""
     dtype = np.dtype(dX.dtype)
     if metric != COSINE:
-        dev = cuda.get_current_device().id if hasattr(cuda, "get_current_device") else 0
-        key = (dev, dtype)
-        if key not in _placeholders:
-            _placeholders[key] = cuda.device_array(1, dtype=dtype)
-        z = _placeholders[key]
-        return z, z
+        return dX, dY
     out = []
     for a in (dX,) if same else (dX, dY):
         nrm = cuda.device_array(max(a.shape[0], 1), dtype=dtype)
@@ -355,7 +348,7 @@ def _norms(metric, dX, dY, same):
 def pairwise_distances(X, Y, out, metric, p, gamma, same, recompute, n_threads):
     """``out`` may be a host array (filled and returned), a device array (filled and
     returned) or None for device input (a new device array is returned)."""
-    dX, on_device = _to_device(X)
+    dX = _to_device(X)[0]
     dY = dX if same else _to_device(Y)[0]
     m, n = dX.shape[0], dY.shape[0]
     dtype = np.dtype(dX.dtype)
