@@ -390,6 +390,8 @@ def test_device_arrays_stay_on_device(rng):
         fastla.correlate(d, k[0], out=d)
     with pytest.raises(TypeError, match="device array"):
         fastla.correlate(d, k[0], out=np.empty((2, 9, 11), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):  # written through a reshape
+        fastla.correlate(d, k[0], out=cuda.device_array((2, 18, 11), np.float32)[:, ::2])
 
 
 @pytest.mark.parametrize("kshape", [(3, 3), (5, 5), (7, 7), (2, 4), (4, 11), (1, 2)])

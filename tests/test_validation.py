@@ -248,3 +248,24 @@ def test_device_extent_from_the_cuda_array_interface():
     assert _extent(Dev(1064, (3,), strides=(-32,))) == (1000, 1068)         # reversed
     assert _extent(Dev(1000, (0, 4))) == (1000, 1000)
     assert _extent(object()) is None
+
+
+def test_device_c_contiguity_from_the_cuda_array_interface():
+    """conv's device out= must be C-contiguous (it is written through a reshape): C order
+    by None or by explicit strides, any stride on a length-1 axis; F order, row steps
+    and reversed rows are not."""
+    from fastla._cuda_validation import _c_contiguous
+
+    class Dev:
+        def __init__(self, shape, strides=None, typestr="<f4"):
+            self.__cuda_array_interface__ = {"data": (1000, False), "shape": shape,
+                                             "strides": strides, "typestr": typestr,
+                                             "version": 3}
+
+    assert _c_contiguous(Dev((3, 4)))
+    assert _c_contiguous(Dev((3, 4), strides=(16, 4)))
+    assert _c_contiguous(Dev((1, 4), strides=(999, 4)))
+    assert _c_contiguous(Dev((3, 2), strides=(16, 8), typestr="<f8"))
+    assert not _c_contiguous(Dev((3, 4), strides=(4, 12)))     # F order
+    assert not _c_contiguous(Dev((3, 4), strides=(32, 4)))     # every other row
+    assert not _c_contiguous(Dev((3,), strides=(-4,)))         # reversed

@@ -53,24 +53,39 @@ def _extent(a):
     return lo, hi + item
 
 
-def check_device_out(out, shape, dtype, inputs=()):
+def _c_contiguous(a):
+    """Whether the device array ``a`` is C-contiguous (by its interface's strides)."""
+    if hasattr(a, "_ary"):  # the simulator's FakeCUDAArray wraps a host array
+        return a._ary.flags.c_contiguous
+    iface = a.__cuda_array_interface__
+    strides = iface.get("strides")
+    if strides is None:
+        return True
+    step = np.dtype(iface["typestr"]).itemsize
+    for n, st in zip(reversed(iface["shape"]), reversed(strides)):
+        if n > 1 and st != step:
+            return False
+        step *= n
+    return True
+
+
+def check_device_out(out, shape, dtype, inputs=(), c_contiguous=False):
     """``out`` for device input: a device array of exactly ``shape`` and ``dtype`` that
-    shares no memory with ``inputs``."""
+    shares no memory with ``inputs`` (and C-contiguous where ``c_contiguous``: a kernel
+    that writes through a reshaped view)."""
     from . import _backend
 
-    if not _backend.is_device_array(out) or isinstance(out, np.ndarray):
+    if not _backend.is_device_array(out):
         raise TypeError("out must be a device array when the inputs are device arrays, "
                         f"got {type(out).__name__}")
     if tuple(out.shape) != tuple(shape) or np.dtype(out.dtype) != np.dtype(dtype):
         raise ValueError(f"out must have shape {tuple(shape)} and dtype "
                          f"{np.dtype(dtype).name}, got {tuple(out.shape)} and "
                          f"{np.dtype(out.dtype).name}")
+    if c_contiguous and not _c_contiguous(out):
+        raise ValueError("out must be C-contiguous for this operation on device arrays")
     eo = _extent(out)
-    seen = []
     for a in inputs:
-        if a is None or any(a is b for b in seen):
-            continue
-        seen.append(a)
-        ea = _extent(a)
+        ea = _extent(a) if a is not None else None
         if eo and ea and eo[0] < ea[1] and ea[0] < eo[1]:
             raise ValueError("out must not share memory with the inputs")

@@ -379,10 +379,6 @@ def _engine(img, w, oy, ox, Ho, Wo, mode, cval, out_dtype, method, backend, n_th
 # device (GPU) arrays: the cuda kernel reads and writes them in place, no host copies
 
 
-# GPU arrays (``__cuda_array_interface__``; the simulator's FakeCUDAArray too)
-_is_device = _backend.is_device_array
-
-
 def _device_run(x, w3, oy, ox, Ho, Wo, mode, cval, backend, out, oshape):
     """Correlate the device stack ``x[..., H, W]`` with host weights ``w3[K, kh, kw]``;
     returns a device array of shape ``oshape``."""
@@ -406,7 +402,8 @@ def _device_run(x, w3, oy, ox, Ho, Wo, mode, cval, backend, out, oshape):
     else:
         from . import _cuda_validation
 
-        _cuda_validation.check_device_out(out, oshape, dt, inputs=(x,))
+        # written through a 4-D reshape, which must be a view
+        _cuda_validation.check_device_out(out, oshape, dt, inputs=(x,), c_contiguous=True)
         res = out.reshape((n, w3.shape[0], Ho, Wo))
     kh, kw = w3.shape[1:]
     rowidx = _ext_index(H, -oy, Ho + kh - 1, mode)
@@ -416,7 +413,7 @@ def _device_run(x, w3, oy, ox, Ho, Wo, mode, cval, backend, out, oshape):
 
 
 def _host_weights(w, name):
-    if _is_device(w):
+    if _backend.is_device_array(w):
         w = w.copy_to_host()  # kernels are small
     return _as_array(w, name)
 
@@ -487,7 +484,7 @@ def _image_check(image, name):
 
 def _signal(in1, in2, mode, boundary, fillvalue, out, method, backend, n_threads, dtype,
             convolution):
-    if _is_device(in1):
+    if _backend.is_device_array(in1):
         return _signal_device(in1, in2, mode, boundary, fillvalue, out, backend,
                               convolution)
     in1 = _as_array(in1, "in1")
@@ -654,7 +651,7 @@ def _pair(v, name):
 
 def _ndimage(image, weights, mode, cval, origin, out, method, backend, n_threads, dtype,
              convolution):
-    on_device = _is_device(image)
+    on_device = _backend.is_device_array(image)
     if on_device:
         weights = _host_weights(weights, "weights")
         image_dev, image = image, np.empty((0,) * len(image.shape), np.dtype(image.dtype))

@@ -19,16 +19,11 @@ Host arrays are copied to the device and the result back into ``out``; device ar
 import numpy as np
 from numba import cuda
 
+from .._backend import is_device_array as _on_device
+
 TX, TY, RPT = 32, 8, 4
 SHARED_LIMIT = 48 * 1024
 _kernels = {}
-
-
-def _on_device(a):
-    """A device array (the simulator's FakeCUDAArray counts as one)."""
-    if isinstance(a, np.ndarray):
-        return False
-    return hasattr(a, "__cuda_array_interface__") or type(a).__name__ == "FakeCUDAArray"
 
 
 def _make(kh, kw, dtype):
