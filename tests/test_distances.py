@@ -191,6 +191,70 @@ def test_knn_ties_on_every_cython_path(monkeypatch, dtype):
                 np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6)
 
 
+def _two_hot(d, rng):
+    """Every vector with two ones among d features, shuffled: from one of them, 2 (d - 2)
+    others lie at exactly the same distance (a squared distance of 2)."""
+    pairs = [(a, b) for a in range(d) for b in range(a + 1, d)]
+    Y = np.zeros((len(pairs), d))
+    for r, (a, b) in enumerate(pairs):
+        Y[r, a] = Y[r, b] = 1.0
+    return Y[rng.permutation(len(Y))]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_window_overflow_takes_the_exact_pass(monkeypatch, dtype):
+    """More candidates at exactly the k-th distance than the screening list's extra
+    entries, told apart by the GEMM form's rounding (float32 centring, an offset): the
+    rows whose window overflowed take the second, exact pass, so the k-th place still
+    goes to the lower index (every float32 row went wrong without it), on every Cython
+    variant and GEMM path and on numba."""
+    Y = _two_hot(33, np.random.default_rng(3))
+    numba_ok = "numba" in fastla.available_backends("nearest_neighbors")
+    for off in (0.0, 0.37, 1000.0):
+        Yo = (Y + off).astype(dtype)
+        for A, same in ((Yo[:40].copy(), False), (Yo, True)):
+            for k in (7, 20):
+                rd, ri = _ref_knn(A, Yo, k, "euclidean", same)
+                got = []
+                for mod in built_variants("_cy_distances"):
+                    for own in (True, False):
+                        monkeypatch.setattr(mod, "OWN_GEMM", own)
+                        got.append((f"{mod.__name__} own={own}",
+                                    mod.nearest_neighbors(A, A if same else Yo, k, 1, 2.0,
+                                                          same, 2)))
+                if numba_ok:
+                    got.append(("numba", fastla.nearest_neighbors(
+                        A, None if same else Yo, k=k, backend="numba")))
+                for name, (d, i) in got:
+                    msg = f"{name} offset={off} k={k} same={same}"
+                    np.testing.assert_array_equal(i, ri, err_msg=msg)
+                    np.testing.assert_allclose(d, rd, rtol=2e-5, atol=2e-6, err_msg=msg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_knn_cosine_ties_go_to_the_lower_index(dtype):
+    """Cosine distances that are exactly equal (features on a 2^-10 grid: exact float64
+    sums; each Y row permuted within the blocks where the query is constant), which the
+    float32 GEMM's rounding tells apart: 20 ties per group, more than the screening
+    list's extra entries, so the window and its exact second pass both run (CPU
+    backends)."""
+    rng = np.random.default_rng(5)
+    d = 32
+    base = rng.integers(1, 4096, (30, d)) / 1024.0
+    Y = np.concatenate([np.concatenate([b[rng.permutation(16)], b[16 + rng.permutation(16)]])
+                        [None] for b in base for _ in range(20)])
+    Y = Y[rng.permutation(len(Y))].astype(dtype)
+    X = np.repeat(rng.integers(1, 4096, (25, 2)) / 1024.0, 16, axis=1).astype(dtype)
+    for backend in ("cython", "numba"):
+        if backend not in fastla.available_backends("nearest_neighbors"):
+            continue
+        for k in (5, 25):
+            d_, i = fastla.nearest_neighbors(X, Y, k=k, metric="cosine", backend=backend)
+            rd, ri = _ref_knn(X, Y, k, "cosine", False)
+            np.testing.assert_array_equal(i, ri, err_msg=f"{backend} k={k}")
+            np.testing.assert_allclose(d_, rd, rtol=1e-6, atol=1e-7)
+
+
 def test_nearest_neighbors_k_near_the_candidate_count(rng):
     """k close to the number of candidates: the screening lists' extra entries are capped
     at the candidates there are (every candidate kept), for X against Y and against

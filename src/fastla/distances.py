@@ -270,13 +270,12 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
     lists).
 
     Ties: candidates at equal distances are ordered by lower index, the k-th place
-    included. The CPU backends screen euclidean and sqeuclidean candidates by the GEMM
-    form and keep every one within its error bound of the k-th (k + 8 to k + 32 list
-    entries), so rounding does not decide the k-th place unless more candidates than
-    that lie within the bound at once (many points at nearly the same distance); the
-    screening's order decides it then. Cosine is screened and returned in the GEMM form,
-    so rounding can order equal cosine distances. The direct metrics and the cuda
-    backend (direct sums) are exact.
+    included. The CPU backends screen euclidean, sqeuclidean and cosine candidates by
+    the GEMM form and keep every one within its error bound of the k-th (k + 8 to
+    k + 32 list entries), then return the survivors' exact values (recomputed in
+    float64); rows with more candidates than that within the bound get a second, exact
+    pass over Y (at most doubling their cost). The direct metrics and the cuda backend
+    (direct sums) are exact.
 
     Device arrays are not checked for NaN or inf. On the cuda backend, a query whose
     distances are all NaN gets index -1 (as faiss reports a missing neighbour).

@@ -18,7 +18,7 @@
 from cython.parallel cimport prange, parallel, threadid
 from libc.math cimport sqrt, fabs, exp, pow, INFINITY
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -117,6 +117,18 @@ cdef inline double _sqdist_exact(const floating* x, const floating* y, Py_ssize_
         t = <double>x[k] - <double>y[k]
         s += t * t
     return s
+
+
+cdef inline double _cos_exact(const floating* x, const floating* y, Py_ssize_t d, double xv,
+                             double yv) noexcept nogil:
+    """The cosine distance from an exact float64 dot product and the inverse norms xv,
+    yv (0 for zero vectors: distance 1), clamped to [0, 2] as _epilogue's."""
+    cdef double s = 0.0, v
+    cdef Py_ssize_t k
+    for k in range(d):
+        s += <double>x[k] * <double>y[k]
+    v = 1.0 - s * xv * yv
+    return 0.0 if v < 0.0 else (2.0 if v > 2.0 else v)
 
 
 cdef inline double _epilogue(double g, double xx, double yy, double recompute,
@@ -562,28 +574,60 @@ cdef inline void _push(double* dist, Py_ssize_t* idx, int k, double dv, Py_ssize
     idx[pos] = iv
 
 
-cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const double* yy,
-                       int metric, double worst, double cx, double c2,
-                       double* keys) noexcept nogil:
-    """keys[c] = the upper selection key of tile entry c, kv + e with e = cx + c2 yy[c]
-    (kv: the GEMM-form key; e: its error bound, 0 without a window); True if any lower
-    key kv - e is <= worst (the row's current k-th upper key: only those can enter the
-    list). Branch-free: vectorises."""
+cdef inline void _push_window(double* dist, Py_ssize_t* idx, int k, double sv,
+                              Py_ssize_t iv, double tv, const double* ya, const double* yb,
+                              double* lo) noexcept nogil:
+    """_push of a screening-window candidate (keys sv, tv: see _nn): whichever candidate
+    misses or leaves the full list lowers ``lo[0]`` to its key t, so that the caller can
+    tell whether one it lost could still be among the k nearest."""
+    cdef Py_ssize_t jl = idx[k - 1]
+    cdef double dl = dist[k - 1], low
+    if not _better(sv, iv, dl, jl):
+        low = tv
+    else:
+        _push(dist, idx, k, sv, iv)
+        if jl == PY_SSIZE_T_MAX:
+            return
+        low = dl - (ya[jl] - yb[jl])
+    if low < lo[0]:
+        lo[0] = low
+
+
+cdef inline double _exact(const floating* x, const floating* y, Py_ssize_t d, int metric,
+                          double xv, double yv) noexcept nogil:
+    """A GEMM metric's value from the original rows (xv, yv: the norm terms, read for
+    cosine only): the squared distance, or the cosine distance."""
+    if metric == COSINE:
+        return _cos_exact(x, y, d, xv, yv)
+    return _sqdist_exact(x, y, d)
+
+
+cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const double* ya,
+                       const double* yb, int metric, double worst, double* keys) noexcept nogil:
+    """keys[c] = the key s of tile entry c (see _nn); True if any entry's key t is at
+    most ``worst``: only those can enter the list. Branch-free: vectorises."""
     cdef Py_ssize_t c
-    cdef double kv, e
+    cdef double kv
     cdef int hit = 0
     if metric == COSINE:
         for c in range(nt):
-            kv = 1.0 - <double>row[c] * xi * yy[c]
+            kv = 1.0 - <double>row[c] * xi * ya[c]
             keys[c] = kv
             hit |= kv <= worst
     else:
         for c in range(nt):
-            kv = yy[c] - 2.0 * <double>row[c]
-            e = cx + c2 * yy[c]
-            keys[c] = kv + e
-            hit |= kv - e <= worst
+            keys[c] = ya[c] - 2.0 * <double>row[c]
+            hit |= yb[c] - 2.0 * <double>row[c] <= worst
     return hit != 0
+
+
+cdef inline double _low_key(const floating* row, Py_ssize_t c, const double* yb, int metric,
+                            const double* keys) noexcept nogil:
+    """Tile entry c's key t, as _keys computes it (2 g is exact, so contracting yb - 2 g
+    into a fused multiply-add cannot change it)."""
+    if metric == COSINE:
+        return keys[c]
+    return yb[c] - 2.0 * <double>row[c]
 
 
 def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::1] Xo,
@@ -594,40 +638,59 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     the m x n matrix: per-thread tiles of TILE x TILE, then an exact re-computation of
     the survivors. ``same``: Y is X and each row's own index is excluded.
 
-    Squared and plain euclidean screen by the GEMM-form key kv = |y|^2 - 2 x.y. Its
-    error is at most about d u (|x|^2 + 2 |y|^2) (u = eps / 2: the GEMM's sums in any
+    The GEMM metrics screen candidates by a key from the GEMM form: kv = |y|^2 - 2 x.y
+    for squared and plain euclidean, 1 - x.y / (|x| |y|) for cosine. Its error is at
+    most about d u (|x|^2 + 2 |y|^2) for the first (u = eps / 2: the GEMM's sums in any
     order, and the norms' own rounding), and the float32 engine's centred copies move
     each squared distance by up to 4 u (|x|^2 + |y|^2) from the original data's; e =
-    (d + 8) u (|x|^2 + 2 |y|^2) covers both, per candidate. The lists hold k2 = k +
-    extra entries ordered by the upper key kv + e, and take every candidate whose lower
-    key kv - e is at most the list's k-th upper key: k entries then certainly beat each
-    candidate left out (one bound for all candidates, from the largest |y|^2, let one
-    far outlier open the window of every row: numba's kNN took 3.3x as long). Unless
-    that window overflowed (more than ``extra`` candidates in it at once), the exact
-    distances of the list's entries, sorted with ties to the lower index, are the exact
-    answer. Where it overflowed (many candidates at nearly the k-th distance, such as
-    many duplicates of one point) the screening's order decides the k-th place, as it
-    did everywhere before: an exact pass over all of Y for those rows made 2,000 queries
-    in 20,000 rows of 100 distinct points 10x slower."""
+    cx + c2 |y|^2 with cx = (d + 8) u |x|^2 and c2 = (d + 8) eps covers both, per
+    candidate. For cosine (not centred) it is at most about (2 d + 5) u: e = cx = (d + 8)
+    eps, c2 = 0. The lists hold k2 = k + extra entries ordered by the upper key kv + e,
+    and take every candidate whose lower key kv - e is at most the list's k-th upper
+    key U: k entries then certainly beat each candidate left out. (One bound for all
+    candidates, from the largest |y|^2, let one far outlier open the window of every
+    row: numba's kNN took 3.3x as long.) Per row, cx is a constant, so the lists hold
+    s = kv + c2 |y|^2 = ya - 2 x.y (upper key less cx, ya = (1 + c2) |y|^2) and compare
+    t = yb - 2 x.y (lower key plus cx, yb = (1 - c2) |y|^2) with s_k + 2 cx: two
+    operations per candidate, ya and yb made once per call (cosine: s = t = kv).
+
+    Unless the window overflowed, the exact values of the list's entries, sorted with
+    ties to the lower index, are the exact answer. It overflowed where a candidate that
+    missed or left the full list has its key t at most s_k + 2 cx at the end (more than
+    ``extra`` candidates within the bound at once: many points at nearly the k-th
+    distance). Those rows, copied together, take a second pass over Y through the GEMM
+    tiles, in which every candidate with t at most that threshold (the true k nearest
+    among them) enters the emptied list by its exact value. That costs at most the
+    first pass again plus the exact values of the candidates within the bound (an exact
+    pass over all of Y for those rows instead made 2,000 queries in 20,000 rows of 100
+    distinct points 10x slower; a second pass of the whole 256-row tile for each
+    overflowed row, with lists of k entries for cosine, 1.65x the time on random
+    data)."""
     cdef Py_ssize_t m = X.shape[0], n = Y.shape[0], d = X.shape[1]
     if m == 0 or k == 0:
         return
     cdef bint gemm = uses_gemm(metric, d)
-    # the exact screening window (not for cosine, whose values are the GEMM form's)
-    cdef bint window = gemm and metric != COSINE
-    cdef int k2 = k + max(8, min(k, 32)) if window else k
+    cdef bint cosine = metric == COSINE
+    cdef int k2 = k + max(8, min(k, 32)) if gemm else k
     cdef double eps = 2.0 ** -23 if floating is float else 2.0 ** -52
-    cdef double cx = 0.0, c2 = 0.0
+    cdef double c2 = 0.0 if cosine else (d + 8) * eps
+    cdef double w2
     cdef Py_ssize_t tiles_i = (m + TILE - 1) // TILE
     cdef Py_ssize_t ti, i0, mt, j0, nt, r, c, jb, jj, q
+    cdef Py_ssize_t nf, f
+    cdef Py_ssize_t* fr
+    cdef floating* xr
     cdef double* xx = NULL
     cdef double* yy = NULL
+    cdef double* ya = NULL
+    cdef double* yb = NULL
     cdef floating* tile
     cdef floating* ypk
     cdef floating* buf
     cdef floating* acc
     cdef double* bd
     cdef double* keys
+    cdef double* lo
     cdef Py_ssize_t* bi
     cdef Py_ssize_t iv
     cdef double dv
@@ -641,14 +704,25 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
         k2 = max(k, <int>(n - same))  # the list holds every candidate: nothing to certify
     xx = <double*>malloc(m * sizeof(double))
     yy = <double*>malloc(n * sizeof(double))
-    if xx == NULL or yy == NULL:
+    if gemm and not cosine:
+        ya = <double*>malloc(n * sizeof(double))
+        yb = <double*>malloc(n * sizeof(double))
+    else:
+        ya = yb = yy
+    if xx == NULL or yy == NULL or ya == NULL or yb == NULL:
         free(xx); free(yy)
+        if ya != yy:
+            free(ya); free(yb)
         raise MemoryError()
     try:
         with nogil:
             if gemm:
                 _norms(xp, m, d, metric, xx, n_threads)
                 _norms(yp, n, d, metric, yy, n_threads)
+                if not cosine:
+                    for q in range(n):
+                        ya[q] = (1.0 + c2) * yy[q]
+                        yb[q] = (1.0 - c2) * yy[q]
         with nogil, parallel(num_threads=n_threads):
             tile = <floating*>malloc(TILE * TILE * sizeof(floating))
             ypk = (<floating*>fastla_malloc64((TILE + FASTLA_GEMM_PAD) * d * sizeof(floating))
@@ -658,34 +732,35 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
             bd = <double*>malloc(TILE * k2 * sizeof(double))
             bi = <Py_ssize_t*>malloc(TILE * k2 * sizeof(Py_ssize_t))
             keys = <double*>malloc(TILE * sizeof(double))
+            lo = <double*>malloc(TILE * sizeof(double))
+            fr = <Py_ssize_t*>malloc(TILE * sizeof(Py_ssize_t))
+            xr = <floating*>malloc(TILE * d * sizeof(floating))
             for ti in prange(tiles_i, schedule='dynamic'):
                 i0 = ti * TILE
                 mt = min(TILE, m - i0)
                 for q in range(mt * k2):
                     bd[q] = INFINITY
                     bi[q] = PY_SSIZE_T_MAX
+                for r in range(mt):
+                    lo[r] = INFINITY
                 for j0 in range(0, n, TILE):
                     nt = min(TILE, n - j0)
                     if gemm:
                         _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE, ypk)
                         for r in range(mt):
-                            # the keys' error bound, cx + c2 |y|^2 (0 for cosine: no
-                            # window); see the docstring
-                            cx = (d + 8) * (eps / 2) * xx[i0 + r] if window else 0.0
-                            c2 = (d + 8) * eps if window else 0.0
-                            # selection keys (monotone in the distance, no sqrt/recompute)
-                            # in one vectorised sweep that also tells whether any key can
-                            # enter the row's list; most rows of most tiles cannot
-                            if _keys(tile + r * TILE, nt, xx[i0 + r], yy + j0, metric,
-                                     bd[r * k2 + k - 1], cx, c2, keys):
+                            # 2 cx: twice the row's constant part of the keys' error bound
+                            w2 = 2.0 * (d + 8) * eps if cosine else (d + 8) * eps * xx[i0 + r]
+                            # keys in one vectorised sweep that also tells whether any can
+                            # enter the row's list; most rows of most tiles have none
+                            if _keys(tile + r * TILE, nt, xx[i0 + r], ya + j0, yb + j0,
+                                     metric, bd[r * k2 + k - 1] + w2, keys):
                                 for c in range(nt):
                                     if same and i0 + r == j0 + c:
                                         continue
-                                    # lower key (upper key less twice the bound) against
-                                    # the k-th upper key
-                                    if keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) \
-                                            <= bd[r * k2 + k - 1]:
-                                        _push(bd + r * k2, bi + r * k2, k2, keys[c], j0 + c)
+                                    dv = _low_key(tile + r * TILE, c, yb + j0, metric, keys)
+                                    if dv <= bd[r * k2 + k - 1] + w2:
+                                        _push_window(bd + r * k2, bi + r * k2, k2, keys[c],
+                                                     j0 + c, dv, ya, yb, lo + r)
                     else:
                         for jb in range(j0, j0 + nt, TJ):
                             _transpose_block(yp, jb, min(TJ, j0 + nt - jb), d, buf)
@@ -697,16 +772,42 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                                         continue
                                     _push(bd + r * k2, bi + r * k2, k, acc[r * TJ + jj],
                                           jb + jj)
-                # exact distances of the survivors, then re-sorted by (distance, index)
+                # rows whose window overflowed: lo[r] becomes their threshold s_k + 2 cx,
+                # their lists restart, and a second pass over just those rows (copied
+                # together into xr) fills them exactly
+                nf = 0
+                for r in range(mt):
+                    w2 = 2.0 * (d + 8) * eps if cosine else (d + 8) * eps * xx[i0 + r]
+                    if gemm and lo[r] <= bd[r * k2 + k - 1] + w2:
+                        lo[r] = bd[r * k2 + k - 1] + w2
+                        for q in range(k2):
+                            bd[r * k2 + q] = INFINITY
+                            bi[r * k2 + q] = PY_SSIZE_T_MAX
+                        memcpy(xr + nf * d, xp + (i0 + r) * d, d * sizeof(floating))
+                        fr[nf] = r
+                        nf = nf + 1
+                for j0 in range(0, n if nf else 0, TILE):
+                    nt = min(TILE, n - j0)
+                    _gemm(xr, yp + j0 * d, tile, nf, nt, d, TILE, ypk)
+                    for f in range(nf):
+                        r = fr[f]
+                        if not _keys(tile + f * TILE, nt, xx[i0 + r], ya + j0, yb + j0,
+                                     metric, lo[r], keys):
+                            continue
+                        for c in range(nt):
+                            if (same and i0 + r == j0 + c) or \
+                                    _low_key(tile + f * TILE, c, yb + j0, metric, keys) > lo[r]:
+                                continue
+                            _push(bd + r * k2, bi + r * k2, k2,
+                                  _exact(xo + (i0 + r) * d, yo + (j0 + c) * d, d, metric,
+                                         xx[i0 + r], yy[j0 + c]), j0 + c)
+                # exact values of the survivors, then re-sorted by (value, index)
                 for r in range(mt):
                     for q in range(k2):
-                        if bi[r * k2 + q] == PY_SSIZE_T_MAX:
-                            continue
-                        if window:
-                            bd[r * k2 + q] = _sqdist_exact(xo + (i0 + r) * d,
-                                                           yo + bi[r * k2 + q] * d, d)
-                        elif gemm and bd[r * k2 + q] < 0.0:
-                            bd[r * k2 + q] = 0.0
+                        if gemm and bi[r * k2 + q] != PY_SSIZE_T_MAX:
+                            bd[r * k2 + q] = _exact(xo + (i0 + r) * d,
+                                                    yo + bi[r * k2 + q] * d, d, metric,
+                                                    xx[i0 + r], yy[bi[r * k2 + q]])
                     for q in range(1, k2):
                         dv = bd[r * k2 + q]
                         iv = bi[r * k2 + q]
@@ -729,9 +830,15 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
             free(bd)
             free(bi)
             free(keys)
+            free(lo)
+            free(fr)
+            free(xr)
     finally:
         free(xx)
         free(yy)
+        if ya != yy:
+            free(ya)
+            free(yb)
 
 
 def _centred(X, Y, int metric, bint same, int n_threads):

@@ -321,8 +321,67 @@ def _push(dist, idx, k, dv, iv):
     idx[pos] = iv
 
 
+@jit()
+def _push_window(dist, idx, k, dv, iv, ev, yy, cx, c2, lo, gi):
+    """_push of a screening-window candidate (upper key dv, error bound ev): whichever
+    candidate misses or leaves the full list lowers lo[gi] to its lower key (upper key
+    less twice its bound cx + c2 yy[index]; see _knn_gemm)."""
+    jl = idx[k - 1]
+    dl = dist[k - 1]
+    if not _better(dv, iv, dl, jl):
+        low = dv - 2.0 * ev
+    else:
+        _push(dist, idx, k, dv, iv)
+        if jl == np.iinfo(np.intp).max:
+            return
+        low = dl - 2.0 * (cx + c2 * yy[jl])
+    if low < lo[gi]:
+        lo[gi] = low
+
+
+@jit()
+def _key_bound(metric, cu, xv):
+    """(cx, c2) of a row's key error bound cx + c2 yy[j] (xv: its norm term)."""
+    if metric == COSINE:
+        return cu, 0.0
+    return cu * xv, 2.0 * cu
+
+
+@jit(inline="always")
+def _key_sweep(g, r, c0, c1, j0, xv, yy, metric, cx, c2, worst, keys):
+    """keys[c] = the upper key kv + e of columns c0..c1 of row r of the tile g (j0: its
+    first Y row); returns how many lower keys kv - e are at most ``worst``. Branch-free:
+    it vectorises."""
+    hit = 0
+    if metric == COSINE:
+        for c in range(c0, c1):
+            kv = 1.0 - np.float64(g[r, c]) * xv * yy[j0 + c]
+            keys[c] = kv + cx
+            hit += kv - cx <= worst
+    else:
+        for c in range(c0, c1):
+            kv = yy[j0 + c] - 2.0 * np.float64(g[r, c])
+            e = cx + c2 * yy[j0 + c]
+            keys[c] = kv + e
+            hit += kv - e <= worst
+    return hit
+
+
+@jit()
+def _exact(x, y, metric, xv, yv):
+    """A GEMM metric's value from the original rows: the squared distance, or the cosine
+    distance from an exact dot product and the inverse norms xv, yv (clamped to [0, 2]
+    as _epilogue_row's)."""
+    if metric != COSINE:
+        return _sqdist(x, y)
+    s = 0.0
+    for q in range(x.shape[0]):
+        s += np.float64(x[q]) * np.float64(y[q])
+    return min(max(1.0 - s * xv * yv, 0.0), 2.0)
+
+
 @jit(parallel=True)
-def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi):
+def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi, lo):
     """The k-lists of the GEMM metrics: each thread takes tiles of ``tr`` X rows and walks
     Y in tiles of TILE_COLS rows, the middle term from BLAS (pinned to one thread by the
     caller) into the thread's own buffer. Per row and chunk of KEY_CHUNK columns, one
@@ -333,9 +392,12 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi):
     100,000, d = 64; the same merge over the tile's whole width, 6.5 s: OpenBLAS's and
     numba's idle threads spun against each other, and most 4096-column rows had a hit.)
     The lists hold bd.shape[1] >= k entries ordered by upper keys kv + e and take every
-    candidate whose lower key kv - e is at most the k-th upper key, e = cu (|x|^2 + 2
-    |y|^2) the key's error bound (the exact screening window of _cy_distances._nn; cu = 0
-    for cosine)."""
+    candidate whose lower key kv - e is at most the k-th upper key, e = cx + c2 |y|^2 the
+    key's error bound from _key_bound: the exact screening window of _cy_distances._nn,
+    whose lists hold the same keys less the row's constant cx (that form, two operations
+    per candidate fewer, made this loop 15-20% slower here in A/B runs, for reasons not
+    found). lo[i] ends as the least lower key of the candidates that missed or left row
+    i's full list (inf if none)."""
     m = Xc.shape[0]
     n = Yc.shape[0]
     k2 = bd.shape[1]
@@ -357,32 +419,51 @@ def _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi):
                 gi = i0 + r
                 dist = bd[gi]
                 ids = bi[gi]
-                xv = xx[gi]
-                cx = cu * xv
-                c2 = 2.0 * cu
+                cx, c2 = _key_bound(metric, cu, xx[gi])
                 for c0 in range(0, nt, KEY_CHUNK):
                     c1 = min(c0 + KEY_CHUNK, nt)
-                    worst = dist[k - 1]
-                    hit = 0
-                    if metric == COSINE:
-                        for c in range(c0, c1):
-                            kv = 1.0 - np.float64(g[r, c]) * xv * yy[j0 + c]
-                            keys[c] = kv
-                            hit += kv <= worst
-                    else:
-                        for c in range(c0, c1):
-                            kv = yy[j0 + c] - 2.0 * np.float64(g[r, c])
-                            e = cx + c2 * yy[j0 + c]
-                            keys[c] = kv + e
-                            hit += kv - e <= worst
-                    if hit == 0:
+                    if _key_sweep(g, r, c0, c1, j0, xx[gi], yy, metric, cx, c2,
+                                  dist[k - 1], keys) == 0:
                         continue
                     for c in range(c0, c1):
-                        # the lower key against the k-th upper key (cx = c2 = 0 for cosine)
-                        if (same and gi == j0 + c) or \
-                                keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) > dist[k - 1]:
+                        # the lower key against the k-th upper key
+                        e = cx + c2 * yy[j0 + c]
+                        if (same and gi == j0 + c) or keys[c] - 2.0 * e > dist[k - 1]:
                             continue
-                        _push(dist, ids, k2, keys[c], j0 + c)
+                        _push_window(dist, ids, k2, keys[c], j0 + c, e, yy, cx, c2, lo, gi)
+
+
+@jit(parallel=True)
+def _knn_redo(Xc, Yc, X, Y, xx, yy, metric, same, rows, thr, cu, bd, bi):
+    """The second pass of the rows whose screening window overflowed (see
+    _cy_distances._nn): every candidate of row rows[t] whose lower key is at most
+    thr[t] (its first pass's k-th upper key) enters the row's emptied list by its exact
+    value. Tiles of 64 listed rows against TILE_COLS Y rows, as _knn_gemm's."""
+    n = Yc.shape[0]
+    nr = rows.shape[0]
+    BR = 64
+    for b in prange((nr + BR - 1) // BR):
+        t0 = b * BR
+        mt = min(BR, nr - t0)
+        xi = np.empty((mt, Xc.shape[1]), dtype=Xc.dtype)
+        for r in range(mt):
+            xi[r] = Xc[rows[t0 + r]]
+        keys = np.empty(TILE_COLS)
+        for j0 in range(0, n, TILE_COLS):
+            nt = min(TILE_COLS, n - j0)
+            g = np.dot(xi, Yc[j0:j0 + nt].T)
+            for r in range(mt):
+                gi = rows[t0 + r]
+                cx, c2 = _key_bound(metric, cu, xx[gi])
+                if _key_sweep(g, r, 0, nt, j0, xx[gi], yy, metric, cx, c2,
+                              thr[t0 + r], keys) == 0:
+                    continue
+                for c in range(nt):
+                    if (same and gi == j0 + c) or \
+                            keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) > thr[t0 + r]:
+                        continue
+                    _push(bd[gi], bi[gi], bd.shape[1],
+                          _exact(X[gi], Y[j0 + c], metric, xx[gi], yy[j0 + c]), j0 + c)
 
 
 @jit(parallel=True)
@@ -412,18 +493,17 @@ def _direct_topk(X, Y, metric, p, same, w, bd, bi):
 
 
 @jit(parallel=True)
-def _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx):
-    """The exact distances of each row's survivors (bd.shape[1] of them at most), sorted
-    with ties to the lower index; the first dist.shape[1] are the result."""
+def _finalize(X, Y, metric, p, gemm, xx, yy, bd, bi, dist, idx):
+    """The exact values of each row's survivors (bd.shape[1] of them at most; xx, yy:
+    the GEMM metrics' norm terms), sorted with ties to the lower index; the first
+    dist.shape[1] are the result."""
     m, k = bd.shape
     for i in prange(m):
         for q in range(k):
             if bi[i, q] == np.iinfo(np.intp).max:
                 continue
-            if gemm and metric != COSINE:
-                bd[i, q] = _sqdist(X[i], Y[bi[i, q]])
-            elif gemm and bd[i, q] < 0.0:
-                bd[i, q] = 0.0
+            if gemm:
+                bd[i, q] = _exact(X[i], Y[bi[i, q]], metric, xx[i], yy[bi[i, q]])
         for q in range(1, k):
             dv = bd[i, q]
             iv = bi[i, q]
@@ -443,13 +523,13 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
     m, d = X.shape
     n = Y.shape[0]
     gemm = uses_gemm(metric, d)
-    # squared/plain euclidean: k + extra entries per list, the exact screening window
-    window = gemm and metric != COSINE
-    k2 = min(k + max(8, min(k, 32)), max(k, n - int(same))) if window else k
+    # the GEMM metrics: k + extra entries per list, the exact screening window
+    k2 = min(k + max(8, min(k, 32)), max(k, n - int(same))) if gemm else k
     bd = np.full((m, k2), np.inf)
     bi = np.full((m, k2), np.iinfo(np.intp).max, dtype=np.intp)
     dist = np.empty((m, k), dtype=X.dtype)
     idx = np.empty((m, k), dtype=np.intp)
+    xx = yy = np.empty(0)
     with numba_threads(n_threads):
         if gemm:
             cos = metric == COSINE
@@ -458,12 +538,22 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             yy = xx if same else _row_norms(Yc, cos)
             # row tiles: up to 256 rows, at least four per thread where m allows
             tr = min(256, max(8, -(-m // (4 * numba.get_num_threads()))))
-            # the keys' error bound (d + 8) u (|x|^2 + 2 |y|^2), u = eps / 2, per candidate:
-            # the screening window of _cy_distances._nn (0 for cosine)
-            cu = (d + 8) * float(np.finfo(X.dtype).eps) / 2 if window else 0.0
+            # the keys' error bound, u = eps / 2: (d + 8) u (|x|^2 + 2 |y|^2) per
+            # candidate, (2 d + 16) u for cosine (the window of _cy_distances._nn)
+            cu = (d + 8) * float(np.finfo(X.dtype).eps) / (1 if cos else 2)
+            lo = np.full(m, np.inf)
             with blas_pinned(True):
-                _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi)
+                _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi, lo)
+                # rows whose window overflowed: a candidate they lost may still be among
+                # the k nearest; a second pass fills their lists exactly
+                thr = bd[:, k - 1].copy()
+                rows = np.flatnonzero(lo <= thr)
+                if rows.size:
+                    bd[rows] = np.inf
+                    bi[rows] = np.iinfo(np.intp).max
+                    _knn_redo(Xc, Yc, X, Y, xx, yy, metric, same, rows, thr[rows], cu,
+                              bd, bi)
         else:
             _direct_topk(X, Y, metric, p, same, _block_width(n, d, X.itemsize), bd, bi)
-        _finalize(X, Y, metric, p, gemm, bd, bi, dist, idx)
+        _finalize(X, Y, metric, p, gemm, xx, yy, bd, bi, dist, idx)
     return dist, idx
