@@ -349,6 +349,43 @@ def test_zero_features():
     assert D.shape == (3, 2) and np.all(D == 0)
 
 
+@pytest.mark.parametrize("d", [9, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_with_check_finite_false_stays_in_its_rows(dtype, d):
+    """With check_finite=False a NaN reaches the kernels: it gives NaN exactly where
+    cdist gives NaN (it was lost to the zero clamps, 0.0, and float32's centring spread
+    one NaN row into every row), and kNN orders NaN distances as NumPy's sort does, last
+    and by index (an out-of-range index was returned before).
+    CPU backends; chebyshev is left out (cdist drops a NaN there, by its max loop)."""
+    rng = np.random.default_rng(4)
+    X = rng.random((6, d)).astype(dtype)
+    Y = rng.random((9, d)).astype(dtype)
+    X[1, 3] = np.nan
+    Y[2, 0] = np.nan
+    for backend in ("cython", "numba"):
+        if backend not in fastla.available_backends("pairwise_distances"):
+            continue
+        for metric in ("euclidean", "sqeuclidean", "cosine", "manhattan", "minkowski"):
+            D = fastla.pairwise_distances(X, Y, metric=metric, backend=backend,
+                                          check_finite=False)
+            R = cdist(X.astype(np.float64), Y.astype(np.float64), SCIPY[metric])
+            np.testing.assert_array_equal(np.isnan(D), np.isnan(R), err_msg=metric)
+            np.testing.assert_allclose(D, R, **_tol(dtype), err_msg=metric)
+        K = fastla.rbf_kernel(X, Y, backend=backend, check_finite=False)
+        np.testing.assert_array_equal(np.isnan(K), np.isnan(R))
+        for metric in ("euclidean", "cosine", "manhattan"):
+            for B, k in ((Y, 9), (Y, 3), (None, 5)):
+                got = fastla.nearest_neighbors(X, B, k=k, metric=metric, backend=backend,
+                                               check_finite=False)
+                A = X if B is None else B
+                D = cdist(X.astype(np.float64), A.astype(np.float64), SCIPY[metric])
+                ri = np.array([[j for j in np.argsort(row, kind="stable")  # NaN last
+                                if B is not None or j != i][:k] for i, row in enumerate(D)])
+                np.testing.assert_array_equal(got[1], ri, err_msg=f"{metric} {k}")
+                np.testing.assert_allclose(got[0], np.take_along_axis(D, ri, 1),
+                                           **_tol(dtype))
+
+
 def test_bad_input():
     X = np.ones((4, 3))
     with pytest.raises(ValueError, match="3 features but Y has 2"):

@@ -16,7 +16,7 @@
 # X (m, d) and Y (n, d) of one dtype, out (m, n) C-contiguous of that dtype, k <= n.
 
 from cython.parallel cimport prange, parallel, threadid
-from libc.math cimport sqrt, fabs, exp, pow, INFINITY
+from libc.math cimport sqrt, fabs, exp, pow, INFINITY, NAN
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -172,20 +172,21 @@ cdef void _epilogue_row(const floating* g, floating* row, Py_ssize_t nt, double 
     cdef double d2
     if metric == COSINE:
         for j in range(nt):
+            # clamps written so that a NaN (check_finite=False) passes through
             d2 = 1.0 - <double>g[j] * xi * yy[j]
-            d2 = d2 if d2 > 0.0 else 0.0
-            row[j] = <floating>(d2 if d2 < 2.0 else 2.0)
+            d2 = 0.0 if d2 < 0.0 else d2
+            row[j] = <floating>(2.0 if d2 > 2.0 else d2)
         return
     if metric == EUCLIDEAN:
         for j in range(nt):
             d2 = xi + yy[j] - 2.0 * <double>g[j]
             bad |= d2 < thr * (xi + yy[j])
-            row[j] = <floating>sqrt(d2 if d2 > 0.0 else 0.0)
+            row[j] = <floating>sqrt(0.0 if d2 < 0.0 else d2)
     elif metric == SQEUCLIDEAN:
         for j in range(nt):
             d2 = xi + yy[j] - 2.0 * <double>g[j]
             bad |= d2 < thr * (xi + yy[j])
-            row[j] = <floating>(d2 if d2 > 0.0 else 0.0)
+            row[j] = <floating>(0.0 if d2 < 0.0 else d2)
     elif floating is float:  # RBF: the vector exp of _gemm_tile.h, on xif, yf: the norms
         bad = fastla_rbf_row_f32(g, row, nt, xif, yf, <float>thr, <float>gamma)
     else:
@@ -602,6 +603,29 @@ cdef inline double _exact(const floating* x, const floating* y, Py_ssize_t d, in
     return _sqdist_exact(x, y, d)
 
 
+cdef inline void _fill_nan(double* dist, Py_ssize_t* idx, int k, Py_ssize_t own) noexcept nogil:
+    """Complete a sorted k-list that has empty places (only where fewer than k candidates
+    had a comparable value: NaN from check_finite=False) as NumPy's sort orders NaN:
+    last, by index. The candidates left out all have NaN values, so the places go to the
+    lowest indices not in the list (and not ``own``, the excluded point itself, or -1)."""
+    cdef int q, t
+    cdef Py_ssize_t j = 0
+    for q in range(k):
+        if idx[q] != PY_SSIZE_T_MAX:
+            continue
+        while True:
+            if j != own:
+                t = 0
+                while t < q and idx[t] != j:
+                    t = t + 1
+                if t == q:
+                    break
+            j = j + 1
+        dist[q] = NAN
+        idx[q] = j
+        j = j + 1
+
+
 cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const double* ya,
                        const double* yb, int metric, double worst, double* keys) noexcept nogil:
     """keys[c] = the key s of tile entry c (see _nn); True if any entry's key t is at
@@ -819,6 +843,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                             jj = jj - 1
                         bd[r * k2 + jj] = dv
                         bi[r * k2 + jj] = iv
+                    _fill_nan(bd + r * k2, bi + r * k2, k, i0 + r if same else -1)
                     for q in range(k):
                         out_dist[i0 + r, q] = <floating>_finish_direct(bd[r * k2 + q], metric,
                                                                         p, 0.0)
@@ -860,6 +885,8 @@ def _centred(X, Y, int metric, bint same, int n_threads):
                 mu[f] += xv[i, f]
         for f in range(d):
             mu[f] /= m
+    if not np.isfinite(np.asarray(mu)).all():  # NaN or inf in X (check_finite=False):
+        return X, Y  # it stays in its own rows, not in every centred row
     Xc = _minus(X, mu, n_threads)
     return Xc, (Xc if same else _minus(Y, mu, n_threads))
 

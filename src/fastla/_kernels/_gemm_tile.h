@@ -177,7 +177,7 @@
                             VF sv = bv + FASTLA_VSET1(T, VF, rown[i + r < mt ? i + r : mt - 1]); \
                             VF d2 = FASTLA_VFMA(T, a[r][v], valpha, sv);                 \
                             low |= (VI)(d2 < sv * vthr);                                 \
-                            d2 = FASTLA_VMAX(VF, d2, (VF){0});                           \
+                            d2 = FASTLA_VMAX(VF, (VF){0}, d2);                           \
                             a[r][v] = root == 3 ? FASTLA_VEXP(T, VF, VI, d2 * vmg)       \
                                       : root && !dfr ? FASTLA_VSQRT(VF, d2) : d2;        \
                         }                                                                \
@@ -480,7 +480,7 @@ FASTLA_GEMM_PLAIN(fastla_gemm_tile_f64, double)
             s = vx + yv;                                                                 \
             e = FASTLA_VFMA(T, gv, m2, s);                                               \
             bad |= (VI)(e < s * vt);                                                     \
-            e = FASTLA_VEXP(T, VF, VI, FASTLA_VMAX(VF, e, (VF){0}) * vmg);               \
+            e = FASTLA_VEXP(T, VF, VI, FASTLA_VMAX(VF, (VF){0}, e) * vmg);               \
             if (nt - j >= L)                                                             \
                 memcpy(row + j, &e, sizeof(VF));                                         \
             else                                                                         \

@@ -279,6 +279,8 @@ def _centred(X, Y, metric, same):
             or X.shape[0] == 0 or Y.shape[0] == 0:
         return X, Y
     mu = X.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(mu).all():  # NaN or inf in X (check_finite=False): it stays
+        return X, Y                # in its own rows, not in every centred row
     Xc = (X - mu).astype(np.float32)
     return Xc, (Xc if same else (Y - mu).astype(np.float32))
 
@@ -492,8 +494,29 @@ def _direct_topk(X, Y, metric, p, same, w, bd, bi):
                         _push(dist, ids, k, v, j0 + jj)
 
 
+@jit()
+def _fill_nan(dist, idx, k, own):
+    """Complete a sorted k-list with empty places as NumPy's sort orders NaN (see
+    _cy_distances._fill_nan)."""
+    j = 0
+    for q in range(k):
+        if idx[q] != np.iinfo(np.intp).max:
+            continue
+        while True:
+            if j != own:
+                t = 0
+                while t < q and idx[t] != j:
+                    t += 1
+                if t == q:
+                    break
+            j += 1
+        dist[q] = np.nan
+        idx[q] = j
+        j += 1
+
+
 @jit(parallel=True)
-def _finalize(X, Y, metric, p, gemm, xx, yy, bd, bi, dist, idx):
+def _finalize(X, Y, metric, p, gemm, same, xx, yy, bd, bi, dist, idx):
     """The exact values of each row's survivors (bd.shape[1] of them at most; xx, yy:
     the GEMM metrics' norm terms), sorted with ties to the lower index; the first
     dist.shape[1] are the result."""
@@ -514,6 +537,7 @@ def _finalize(X, Y, metric, p, gemm, xx, yy, bd, bi, dist, idx):
                 jj -= 1
             bd[i, jj] = dv
             bi[i, jj] = iv
+        _fill_nan(bd[i], bi[i], dist.shape[1], i if same else -1)
         for q in range(dist.shape[1]):
             dist[i, q] = _finish(bd[i, q], metric, p, 0.0)
             idx[i, q] = bi[i, q]
@@ -555,5 +579,5 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
                               bd, bi)
         else:
             _direct_topk(X, Y, metric, p, same, _block_width(n, d, X.itemsize), bd, bi)
-        _finalize(X, Y, metric, p, gemm, xx, yy, bd, bi, dist, idx)
+        _finalize(X, Y, metric, p, gemm, same, xx, yy, bd, bi, dist, idx)
     return dist, idx

@@ -65,8 +65,9 @@ typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
 #endif
 
 /* FASTLA_VMAX(VF, a, u) / FASTLA_VMIN(VF, a, u): the larger / smaller of a and u per lane,
- * float or double by the lane size (no NaN may reach them: the instructions and the
- * generic select differ on NaN) */
+ * float or double by the lane size. Where a lane of a or u is NaN, the instructions and
+ * the generic select both return u's lane, so a NaN in u passes through (callers put the
+ * bound in a and the value in u); a NaN in a does not. */
 #if defined(__AVX512F__)
 #define FASTLA_VMAX(VF, a, u)                                                        \
     (sizeof((a)[0]) == 8 ? (VF)_mm512_max_pd((__m512d)(a), (__m512d)(u))               \
@@ -145,8 +146,8 @@ typedef long long fastla_vi64 __attribute__((vector_size(FASTLA_VBYTES)));
     __extension__({                                                                  \
         const int f64_ = sizeof(T) == 8;                                             \
         const VF magic_ = FASTLA_VSET1(T, VF, f64_ ? 6755399441055744.0 : 12582912.0); \
-        VF t_ = FASTLA_VMIN(VF, FASTLA_VMAX(VF, (x), FASTLA_VSET1(T, VF, f64_ ? -746.0 : -104.0)), \
-                            FASTLA_VSET1(T, VF, f64_ ? 710.0 : 89.0));               \
+        VF t_ = FASTLA_VMIN(VF, FASTLA_VSET1(T, VF, f64_ ? 710.0 : 89.0),            \
+                            FASTLA_VMAX(VF, FASTLA_VSET1(T, VF, f64_ ? -746.0 : -104.0), (x))); \
         /* n = round(x / ln2), by the 1.5 2^(mantissa bits) rounding constant */     \
         VF n_ = FASTLA_VFMA(T, t_, FASTLA_VSET1(T, VF, 1.4426950408889634), magic_) - magic_; \
         VF r_ = FASTLA_VFMA(T, n_, FASTLA_VSET1(T, VF, f64_ ? -6.93145751953125E-1 : -0.693359375), t_); \
