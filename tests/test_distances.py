@@ -356,13 +356,14 @@ def test_nan_with_check_finite_false_stays_in_its_rows(dtype, d):
     cdist gives NaN (it was lost to the zero clamps, 0.0, and float32's centring spread
     one NaN row into every row), and kNN orders NaN distances as NumPy's sort does, last
     and by index (an out-of-range index was returned before).
-    CPU backends; chebyshev is left out (cdist drops a NaN there, by its max loop)."""
+    CPU backends and the naive reference (whose Python sort had put NaN anywhere);
+    chebyshev is left out (cdist drops a NaN there, by its max loop)."""
     rng = np.random.default_rng(4)
     X = rng.random((6, d)).astype(dtype)
     Y = rng.random((9, d)).astype(dtype)
     X[1, 3] = np.nan
     Y[2, 0] = np.nan
-    for backend in ("cython", "numba"):
+    for backend in ("cython", "numba", "python"):
         if backend not in fastla.available_backends("pairwise_distances"):
             continue
         for metric in ("euclidean", "sqeuclidean", "cosine", "manhattan", "minkowski"):

@@ -57,7 +57,8 @@ def pairwise_distances(X, Y, out, metric, p, gamma, same, recompute, n_threads):
 
 
 def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
-    """All distances of each query, sorted by (distance, index)."""
+    """All distances of each query, sorted by (distance, index), NaN last (as NumPy's
+    sort orders it)."""
     m = X.shape[0]
     dist = np.empty((m, k), dtype=X.dtype)
     idx = np.empty((m, k), dtype=np.intp)
@@ -67,11 +68,13 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             if same and i == j:
                 continue
             row.append((_pair_value(X[i], Y[j], metric, p, 0.0), j))
-        row.sort()
+        row.sort(key=lambda t: (t[0] != t[0], t[0] if t[0] == t[0] else 0.0, t[1]))
         for q in range(k):
             dist[i, q] = row[q][0]
             idx[i, q] = row[q][1]
     return dist, idx
+
+
 def correlate2d(img, w, rowidx, colidx, ox, jlo, jhi, cval, out, n_threads=1):
     """The seed's loop, generalised: for every output pixel, gather the kernel-sized
     patch of the (virtually) extended image and sum ``patch * kernel``.
