@@ -507,18 +507,25 @@ def test_cuda_device_out(rng):
 
 
 @pytest.mark.cuda
-def test_cuda_knn_nan_query_gets_minus_one(rng):
-    """Device arrays are not checked for NaN: a query with only NaN distances gets
-    index -1 instead of a placeholder past the end of Y; the other queries are right."""
+def test_cuda_knn_nan_goes_last_by_index(rng):
+    """Device arrays are not checked for NaN: NaN distances come last, by index, as on
+    the CPU backends (a query with only NaN distances got index -1 before), for X
+    against Y and against itself."""
     cuda = _cuda_or_skip()
     X = rng.standard_normal((5, 4))
     Y = rng.standard_normal((12, 4))
     X[2, 1] = np.nan
-    dist, idx = fastla.nearest_neighbors(cuda.to_device(X), cuda.to_device(Y), k=3)
-    idx = idx.copy_to_host()
-    assert np.all(idx[2] == -1)
-    ok = [0, 1, 3, 4]
-    np.testing.assert_array_equal(idx[ok], _ref_knn(X[ok], Y, 3, "euclidean", False)[1])
+    Y[3, 0] = np.nan
+    for B, k in ((Y, 3), (Y, 12), (None, 4)):
+        dist, idx = fastla.nearest_neighbors(cuda.to_device(X),
+                                             None if B is None else cuda.to_device(B), k=k)
+        dist, idx = dist.copy_to_host(), idx.copy_to_host()
+        A = X if B is None else B
+        D = cdist(X, A)
+        ri = np.array([[j for j in np.argsort(row, kind="stable")
+                        if B is not None or j != i][:k] for i, row in enumerate(D)])
+        np.testing.assert_array_equal(idx, ri)
+        np.testing.assert_allclose(dist, np.take_along_axis(D, ri, 1), rtol=1e-12)
 
 
 def test_out_sharing_memory_with_an_input_is_refused(backend, rng):

@@ -277,8 +277,9 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
     pass over Y (at most doubling their cost). The direct metrics and the cuda backend
     (direct sums) are exact.
 
-    Device arrays are not checked for NaN or inf. On the cuda backend, a query whose
-    distances are all NaN gets index -1 (as faiss reports a missing neighbour).
+    NaN (possible with check_finite=False, and from device arrays, which are not
+    checked): NaN distances come last, by index, as NumPy's sort orders them, on every
+    backend.
     """
     code, p = _metric(metric, metric_kwargs)
     k = _v.check_int(k, name="k", minimum=1)

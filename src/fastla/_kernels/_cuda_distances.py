@@ -36,6 +36,7 @@ from numba import cuda
 
 from .. import _cuda
 from . import _numba_common  # noqa: F401  (numba settings)
+from . import _numba_distances
 
 SQEUCLIDEAN, EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, RBF = range(7)
 MAX_K = 128
@@ -291,9 +292,14 @@ def _inverse_norms(X, out):
         out[i] = 1.0 / math.sqrt(s) if s > 0.0 else 0.0
 
 
+# the CPU backend's list completion, compiled for the device: one source
+_fill_nan = _inlined(_numba_distances._fill_nan.py_func)
+
+
 @cuda.jit
-def _merge(scr_d, scr_i, k, row0, metric, p, out_d, out_i):
-    """Best k of each row's (segment, lane) lists, ties to the lower index."""
+def _merge(scr_d, scr_i, k, row0, same, metric, p, out_d, out_i):
+    """Best k of each row's (segment, lane) lists, ties to the lower index; places no
+    candidate filled (their values NaN) as the CPU backends fill them."""
     r = cuda.grid(1)
     if r >= scr_d.shape[0]:
         return
@@ -309,6 +315,9 @@ def _merge(scr_d, scr_i, k, row0, metric, p, out_d, out_i):
             if not (v < bd[k - 1] or (v == bd[k - 1] and j < bi[k - 1])):
                 break  # each list is sorted: the rest of it is no better
             _insert(bd, bi, k, v, j)
+    # places no candidate took (only when values are NaN: device input is not checked
+    # for finiteness): NaN and the lowest free indices, as NumPy's sort orders NaN
+    _fill_nan(bd, bi, k, row0 + r if same else -1, INT32_MAX)
     for t in range(k):
         v = bd[t]
         if metric == EUCLIDEAN:
@@ -316,9 +325,7 @@ def _merge(scr_d, scr_i, k, row0, metric, p, out_d, out_i):
         elif metric == MINKOWSKI:
             v = v ** (1.0 / p)
         out_d[row0 + r, t] = v
-        # no candidate made it (only when distances are NaN: device input is not
-        # checked for finiteness): -1, as faiss reports a missing neighbour
-        out_i[row0 + r, t] = bi[t] if bi[t] < INT32_MAX else -1
+        out_i[row0 + r, t] = bi[t]
 
 
 def _to_device(a):
@@ -399,7 +406,7 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             kern[(nseg, (mr + BM - 1) // BM), (TX, TY)](dX, dY, p, same, r0, nx, ny, cper,
                                                         k, sd, si)
             tpb = 8 if _cuda.simulator_enabled() else 128
-            _merge[(mr + tpb - 1) // tpb, tpb](sd, si, k, r0, metric, p, dist, idx)
+            _merge[(mr + tpb - 1) // tpb, tpb](sd, si, k, r0, same, metric, p, dist, idx)
     if on_device:
         return dist, idx
     return dist.copy_to_host(), idx.copy_to_host().astype(np.intp, copy=False)

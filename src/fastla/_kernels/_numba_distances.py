@@ -495,12 +495,16 @@ def _direct_topk(X, Y, metric, p, same, w, bd, bi):
 
 
 @jit()
-def _fill_nan(dist, idx, k, own):
-    """Complete a sorted k-list with empty places as NumPy's sort orders NaN (see
-    _cy_distances._fill_nan)."""
+def _fill_nan(dist, idx, k, own, empty):
+    """Complete a sorted k-list whose places from some point on are empty (idx >=
+    ``empty``: only where fewer than k candidates had a comparable value, NaN from
+    check_finite=False) as NumPy's sort orders NaN: last, by index. The candidates left
+    out all have NaN values, so the places go to the lowest indices not in the list and
+    not ``own`` (the excluded point itself, or -1). The cuda backend compiles the same
+    function for the device (_cuda_distances._merge)."""
     j = 0
     for q in range(k):
-        if idx[q] != np.iinfo(np.intp).max:
+        if idx[q] < empty:
             continue
         while True:
             if j != own:
@@ -510,7 +514,7 @@ def _fill_nan(dist, idx, k, own):
                 if t == q:
                     break
             j += 1
-        dist[q] = np.nan
+        dist[q] = math.nan
         idx[q] = j
         j += 1
 
@@ -537,7 +541,7 @@ def _finalize(X, Y, metric, p, gemm, same, xx, yy, bd, bi, dist, idx):
                 jj -= 1
             bd[i, jj] = dv
             bi[i, jj] = iv
-        _fill_nan(bd[i], bi[i], dist.shape[1], i if same else -1)
+        _fill_nan(bd[i], bi[i], dist.shape[1], i if same else -1, np.iinfo(np.intp).max)
         for q in range(dist.shape[1]):
             dist[i, q] = _finish(bd[i, q], metric, p, 0.0)
             idx[i, q] = bi[i, q]
