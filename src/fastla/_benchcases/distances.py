@@ -69,6 +69,18 @@ def cases(quick):
                  .euclidean_distances(dt[0], dt[1]), sk_ok),
         ],
         ceiling="gemm64"))
+    # the same with the output given on both sides (out=): the kernels without the
+    # fresh 200 MB output's page faults, which on this VM are now and then several
+    # times slower (the host backing the guest's freed memory again)
+    out.append(Case(
+        op="pairwise_distances", title=f"euclidean {n}x{n}x64 f64 out=",
+        setup=lambda: _data(n, n, 64, np.float64) + (np.empty((n, n)), np.empty((n, n))),
+        run=lambda b, dt, t: fastla.pairwise_distances(dt[0], dt[1], out=dt[2], backend=b,
+                                                       n_threads=t),
+        work=2.0 * n * n * 64, unit="GFLOP/s", naive_setup=ns, naive_run=nr, naive_work=nw,
+        peers=[Peer("np.dot(X, Y.T, out=) (bare GEMM)",
+                    lambda dt: np.dot(dt[0], dt[1].T, out=dt[3]), reference=True)],
+        ceiling="gemm64"))
     ns, nr, nw = _naive_pairs(0)
     out.append(Case(
         op="pairwise_distances", title=f"sqeuclidean {n}x{n}x64 f32",
