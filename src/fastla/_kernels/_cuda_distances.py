@@ -400,12 +400,12 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
         scr_d = cuda.device_array((rows, nseg * LPR, k), dtype=dtype)
         scr_i = cuda.device_array((rows, nseg * LPR, k), dtype=np.int32)
         kern = _kernel("knn", metric, dtype)
+        tpb = 8 if _cuda.simulator_enabled() else 128  # the merge's threads per block
         for r0 in range(0, m, rows):
             mr = min(rows, m - r0)
             sd, si = scr_d[:mr], scr_i[:mr]
             kern[(nseg, (mr + BM - 1) // BM), (TX, TY)](dX, dY, p, same, r0, nx, ny, cper,
                                                         k, sd, si)
-            tpb = 8 if _cuda.simulator_enabled() else 128
             _merge[(mr + tpb - 1) // tpb, tpb](sd, si, k, r0, same, metric, p, dist, idx)
     if on_device:
         return dist, idx
