@@ -208,11 +208,16 @@ def test_knn_window_overflow_takes_the_exact_pass(monkeypatch, dtype):
     rows whose window overflowed take the second, exact pass, so the k-th place still
     goes to the lower index (every float32 row went wrong without it), on every Cython
     variant and GEMM path and on numba."""
-    Y = _two_hot(33, np.random.default_rng(3))
+    rng = np.random.default_rng(3)
+    Y = _two_hot(33, rng)
+    # queries of both kinds in one tile: two-hot rows (their windows overflow) among
+    # random rows (theirs do not), so the second pass takes some rows of a tile
+    mixed = np.concatenate([Y[:60], 3 * rng.standard_normal((60, 33))])[rng.permutation(120)]
     numba_ok = "numba" in fastla.available_backends("nearest_neighbors")
     for off in (0.0, 0.37, 1000.0):
         Yo = (Y + off).astype(dtype)
-        for A, same in ((Yo[:40].copy(), False), (Yo, True)):
+        for A, same in ((Yo[:40].copy(), False), ((mixed + off).astype(dtype), False),
+                        (Yo, True)):
             for k in (7, 20):
                 rd, ri = _ref_knn(A, Yo, k, "euclidean", same)
                 got = []
@@ -236,8 +241,8 @@ def test_knn_cosine_ties_go_to_the_lower_index(dtype):
     """Cosine distances that are exactly equal (features on a 2^-10 grid: exact float64
     sums; each Y row permuted within the blocks where the query is constant), which the
     float32 GEMM's rounding tells apart: 20 ties per group, more than the screening
-    list's extra entries, so the window and its exact second pass both run (CPU
-    backends)."""
+    list's extra entries for k = 5, so the window and its second pass both run there;
+    k = 25 has room for them (CPU backends)."""
     rng = np.random.default_rng(5)
     d = 32
     base = rng.integers(1, 4096, (30, d)) / 1024.0
@@ -385,6 +390,43 @@ def test_nan_with_check_finite_false_stays_in_its_rows(dtype, d):
                 np.testing.assert_array_equal(got[1], ri, err_msg=f"{metric} {k}")
                 np.testing.assert_allclose(got[0], np.take_along_axis(D, ri, 1),
                                            **_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float32, 1e-22), (np.float32, 1e20),
+                                         (np.float32, 3e-41), (np.float64, 1e-170),
+                                         (np.float64, 1e160)])
+def test_extreme_magnitudes_keep_their_accuracy(dtype, scale):
+    """Finite data far from 1: the GEMM form's products would underflow into
+    subnormals (float32 1e-22: distances 1.4% off, true neighbours missed) or overflow
+    (1e20: inf and NaN); the data is scaled by a power of two first, exactly. Values of
+    every kind agree with cdist to 1e-5 (squared distances beyond the dtype's range
+    are inf, as cdist's cast to it), and kNN finds the true neighbours (CPU backends)."""
+    rng = np.random.default_rng(6)
+    X = (rng.standard_normal((40, 33)) * scale).astype(dtype)
+    Y = (rng.standard_normal((300, 33)) * scale).astype(dtype)
+    # the reference on data of order 1 (cdist itself under- and overflows at float64's
+    # extremes), scaled back in float64 and cast to the dtype's range
+    X1, Y1 = X.astype(np.float64) / scale, Y.astype(np.float64) / scale
+    for backend in ("cython", "numba"):
+        if backend not in fastla.available_backends("pairwise_distances"):
+            continue
+        for metric, power in (("euclidean", 1), ("sqeuclidean", 2), ("cosine", 0)):
+            D = fastla.pairwise_distances(X, Y, metric=metric, backend=backend)
+            R = cdist(X1, Y1, SCIPY[metric])
+            with np.errstate(over="ignore", under="ignore"):
+                for _ in range(power):
+                    R = R * scale
+                R = R.astype(dtype)
+            np.testing.assert_allclose(D, R, rtol=1e-5, atol=0, err_msg=metric)
+            d_, i = fastla.nearest_neighbors(X, Y, k=5, metric=metric, backend=backend)
+            rd, ri = _ref_knn(X1, Y1, 5, metric, False)
+            np.testing.assert_array_equal(i, ri, err_msg=metric)
+        if dtype == np.float64:
+            continue  # gamma on this data's scale is beyond float64's range
+        g = 1.0 / (33 * scale * scale)  # gamma on the data's scale: values of order 1
+        K = fastla.rbf_kernel(X, Y, gamma=g, backend=backend)
+        np.testing.assert_allclose(K, np.exp(-cdist(X1, Y1, "sqeuclidean") / 33),
+                                   rtol=1e-4, atol=1e-6)
 
 
 def test_bad_input():

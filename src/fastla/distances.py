@@ -71,14 +71,59 @@ def _metric(metric, metric_kwargs):
     return code, p
 
 
+def _host_array(x, name, check_finite):
+    """check_array, with one min/max pass that serves both the finiteness check (a
+    minimum and maximum carry NaN and inf, as a sum does) and the largest magnitude
+    (returned; 0.0 for an empty array, NaN where x holds NaN)."""
+    x = _v.check_array(x, name=name, ndim=2, check_finite=False)
+    if x.size == 0:
+        return x, 0.0
+    lo, hi = x.min(), x.max()
+    if _v.finite_wanted(check_finite):
+        _v.assert_finite(x, name=name, summary=np.array([lo, hi]))
+    return x, max(abs(float(lo)), abs(float(hi)))
+
+
 def _host_pair(X, Y, check_finite):
-    X = _v.check_array(X, name="X", ndim=2, check_finite=check_finite)
+    """(X, Y, same, largest magnitude of either)."""
+    X, mx = _host_array(X, "X", check_finite)
     if Y is None:
-        return X, X, True
-    Y = _v.check_array(Y, name="Y", ndim=2, check_finite=check_finite)
+        return X, X, True, mx
+    Y, my = _host_array(Y, "Y", check_finite)
     _v.check_same_columns(X, Y)
     dt = _v.result_dtype(X, Y)
-    return X.astype(dt, copy=False), Y.astype(dt, copy=False), False
+    return X.astype(dt, copy=False), Y.astype(dt, copy=False), False, max(mx, my)
+
+
+# The metrics whose products and squared norms (the GEMM form's, or the direct squared
+# sums) over- or underflow first, and, per dtype, the largest magnitude 2^S within
+# which they neither overflow nor lose their low bits to subnormal numbers.
+_RANGED = (0, 1, 2, RBF)
+_SAFE_EXP = {np.dtype(np.float32): 30, np.dtype(np.float64): 250}
+
+
+def _pow2_scale(X, Y, same, code, big):
+    """(X, Y, e): where the largest magnitude ``big`` lies outside [2^-S, 2^S] (see
+    _SAFE_EXP), X and Y times 2^-e, exact, with e its binary exponent, so that the
+    largest magnitude lies in [0.5, 1): distances are then times 2^-e (squared, 2^-2e;
+    cosine unchanged). Else the arrays themselves and e = 0. float32 values of 1e-22 or
+    1e20 otherwise lost the GEMM's products to subnormals (distances 1.4% off, true
+    neighbours missed) or to overflow (inf and NaN)."""
+    S = _SAFE_EXP.get(X.dtype)
+    if code not in _RANGED or S is None or not 0.0 < big < math.inf \
+            or 2.0 ** -S <= big <= 2.0 ** S:
+        return X, Y, 0
+    e = math.frexp(big)[1]
+    X = np.ldexp(X, -e).astype(X.dtype, copy=False)
+    return X, (X if same else np.ldexp(Y, -e).astype(X.dtype, copy=False)), e
+
+
+def _unscale(a, code, e):
+    """Undo _pow2_scale on distances ``a`` (in place; one rounding each; a squared
+    distance beyond the dtype's range becomes inf, as a cast of cdist's would)."""
+    if e and code in (0, 1):
+        with np.errstate(over="ignore", under="ignore"):
+            np.ldexp(a, 2 * e if code == 0 else e, out=a)
 
 
 def _device_pair(X, Y):
@@ -99,9 +144,10 @@ def _prepare(op, X, Y, backend, n_threads, check_finite):
     n_threads = _threads.effective_n_threads(n_threads)
     if _backend.is_device_array(X) or _backend.is_device_array(Y):
         X, Y, same = _device_pair(X, Y)
+        big = 1.0  # device arrays: not looked at on the host (no range scaling)
     else:
-        X, Y, same = _host_pair(X, Y, check_finite)
-    return b, X, Y, same, n_threads
+        X, Y, same, big = _host_pair(X, Y, check_finite)
+    return b, X, Y, same, n_threads, big
 
 
 def _output(op, shape, dtype, out, device, hint, inputs):
@@ -119,7 +165,7 @@ def _output(op, shape, dtype, out, device, hint, inputs):
 
 
 def _run_matrix(op, X, Y, code, p, gamma, out, backend, n_threads, check_finite):
-    b, X, Y, same, n_threads = _prepare(op, X, Y, backend, n_threads, check_finite)
+    b, X, Y, same, n_threads, big = _prepare(op, X, Y, backend, n_threads, check_finite)
     m, n, d = X.shape[0], Y.shape[0], X.shape[1]
     device = b.name == "cuda" and _backend.is_device_array(X)
     out = _output(op, (m, n), X.dtype, out, device,
@@ -131,8 +177,12 @@ def _run_matrix(op, X, Y, code, p, gamma, out, backend, n_threads, check_finite)
             np.fill_diagonal(out, 0.0)
         return out
     thr = recompute_threshold(X.dtype, d)
-    res = b.kernel(X, Y, out, code, p, gamma, same, thr, n_threads)
-    return res if device and out is None else out
+    X, Y, e = _pow2_scale(X, Y, same, code, big)
+    res = b.kernel(X, Y, out, code, p, math.ldexp(gamma, 2 * e), same, thr, n_threads)
+    if device and out is None:
+        return res
+    _unscale(out, code, e)
+    return out
 
 
 def pairwise_distances(X, Y=None, metric="euclidean", *, out=None, backend=None,
@@ -272,10 +322,14 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
     Ties: candidates at equal distances are ordered by lower index, the k-th place
     included. The CPU backends screen euclidean, sqeuclidean and cosine candidates by
     the GEMM form and keep every one within its error bound of the k-th (k + 8 to
-    k + 32 list entries), then return the survivors' exact values (recomputed in
-    float64); rows with more candidates than that within the bound get a second, exact
-    pass over Y (at most doubling their cost). The direct metrics and the cuda backend
-    (direct sums) are exact.
+    k + 32 list entries), then rank the survivors by their values recomputed in float64
+    from the input rows; rows with more candidates than that within the bound get a
+    second pass over Y (one more GEMM pass, plus the recomputed values of the candidates
+    within the bound). The other metrics (and euclidean and sqeuclidean at 16 features
+    or fewer) rank by their direct sums, in float32 for float32 input; the cuda backend
+    by its direct sums. "Equal" means equal as computed: cosine distances that are equal
+    only in exact arithmetic (parallel vectors of different lengths) can differ in the
+    last bit, and their order with them, between backends and builds.
 
     NaN (possible with check_finite=False, and from device arrays, which are not
     checked): NaN distances come last, by index, as NumPy's sort orders them, on every
@@ -283,8 +337,8 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
     """
     code, p = _metric(metric, metric_kwargs)
     k = _v.check_int(k, name="k", minimum=1)
-    b, X, Y, same, n_threads = _prepare("nearest_neighbors", X, Y, backend, n_threads,
-                                        check_finite)
+    b, X, Y, same, n_threads, big = _prepare("nearest_neighbors", X, Y, backend, n_threads,
+                                             check_finite)
     m, n = X.shape[0], Y.shape[0]
     candidates = n - 1 if same else n
     if k > candidates:
@@ -306,7 +360,9 @@ def nearest_neighbors(X, Y=None, k=1, metric="euclidean", *, return_distance=Tru
     if not device:
         _v.check_alloc((m, k), X.dtype, what="the distances")
         _v.check_alloc((m, k), np.intp, what="the indices")
+    X, Y, e = _pow2_scale(X, Y, same, code, big)
     dist, idx = b.kernel(X, Y, k, code, p, same, n_threads)
+    _unscale(dist, code, e)
     return (dist, idx) if return_distance else idx
 
 

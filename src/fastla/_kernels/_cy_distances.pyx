@@ -734,9 +734,11 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     else:
         ya = yb = yy
     if xx == NULL or yy == NULL or ya == NULL or yb == NULL:
-        free(xx); free(yy)
         if ya != yy:
-            free(ya); free(yb)
+            free(ya)
+        if yb != yy:
+            free(yb)
+        free(xx); free(yy)
         raise MemoryError()
     try:
         with nogil:
@@ -802,7 +804,7 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                 nf = 0
                 for r in range(mt):
                     w2 = 2.0 * (d + 8) * eps if cosine else (d + 8) * eps * xx[i0 + r]
-                    if gemm and lo[r] <= bd[r * k2 + k - 1] + w2:
+                    if gemm and lo[r] < INFINITY and lo[r] <= bd[r * k2 + k - 1] + w2:
                         lo[r] = bd[r * k2 + k - 1] + w2
                         for q in range(k2):
                             bd[r * k2 + q] = INFINITY
@@ -819,8 +821,10 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                                      metric, lo[r], keys):
                             continue
                         for c in range(nt):
-                            if (same and i0 + r == j0 + c) or \
-                                    _low_key(tile + f * TILE, c, yb + j0, metric, keys) > lo[r]:
+                            # not (t <= threshold): a NaN key (inf - inf from infinite
+                            # input) stays out, as in the first pass
+                            if (same and i0 + r == j0 + c) or not (_low_key(
+                                    tile + f * TILE, c, yb + j0, metric, keys) <= lo[r]):
                                 continue
                             _push(bd + r * k2, bi + r * k2, k2,
                                   _exact(xo + (i0 + r) * d, yo + (j0 + c) * d, d, metric,

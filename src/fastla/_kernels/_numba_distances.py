@@ -461,8 +461,10 @@ def _knn_redo(Xc, Yc, X, Y, xx, yy, metric, same, rows, thr, cu, bd, bi):
                               thr[t0 + r], keys) == 0:
                     continue
                 for c in range(nt):
+                    # not (lower <= thr): a NaN key (inf - inf) stays out, as in the
+                    # first pass
                     if (same and gi == j0 + c) or \
-                            keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) > thr[t0 + r]:
+                            not (keys[c] - 2.0 * (cx + c2 * yy[j0 + c]) <= thr[t0 + r]):
                         continue
                     _push(bd[gi], bi[gi], bd.shape[1],
                           _exact(X[gi], Y[j0 + c], metric, xx[gi], yy[j0 + c]), j0 + c)
@@ -575,7 +577,7 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
                 # rows whose window overflowed: a candidate they lost may still be among
                 # the k nearest; a second pass fills their lists exactly
                 thr = bd[:, k - 1].copy()
-                rows = np.flatnonzero(lo <= thr)
+                rows = np.flatnonzero((lo < np.inf) & (lo <= thr))
                 if rows.size:
                     bd[rows] = np.inf
                     bi[rows] = np.iinfo(np.intp).max
