@@ -392,20 +392,22 @@ def test_nan_with_check_finite_false_stays_in_its_rows(dtype, d):
                                            **_tol(dtype))
 
 
-@pytest.mark.parametrize("dtype,scale", [(np.float32, 1e-22), (np.float32, 1e20),
-                                         (np.float32, 3e-41), (np.float64, 1e-170),
-                                         (np.float64, 1e160)])
-def test_extreme_magnitudes_keep_their_accuracy(dtype, scale):
-    """Finite data far from 1: the GEMM form's products would underflow into
-    subnormals (float32 1e-22: distances 1.4% off, true neighbours missed) or overflow
-    (1e20: inf and NaN); the data is scaled by a power of two first, exactly. Values of
-    every kind agree with cdist to 1e-5 (squared distances beyond the dtype's range
-    are inf, as cdist's cast to it), and kNN finds the true neighbours (CPU backends)."""
+@pytest.mark.parametrize("dtype,scale", [(np.float32, 1e-22), (np.float32, 3e-41),
+                                         (np.float64, 1e-170)])
+def test_tiny_magnitudes_keep_their_accuracy(dtype, scale):
+    """Finite data far below 1: the GEMM form's products would underflow into
+    subnormals (float32 1e-22: distances 1.4% off, true neighbours missed); the data
+    is scaled up by a power of two first, exactly. Values agree with cdist to 1e-5
+    (squared distances below the dtype's range flush as cdist's cast does), kNN finds
+    the true neighbours with their distances, for X against Y and against itself, the
+    RBF kernel with a gamma on the data's scale, and the inputs are left as they were
+    (CPU backends)."""
     rng = np.random.default_rng(6)
     X = (rng.standard_normal((40, 33)) * scale).astype(dtype)
     Y = (rng.standard_normal((300, 33)) * scale).astype(dtype)
-    # the reference on data of order 1 (cdist itself under- and overflows at float64's
-    # extremes), scaled back in float64 and cast to the dtype's range
+    X0, Y0 = X.copy(), Y.copy()
+    # the reference on data of order 1 (cdist itself underflows at float64's bottom),
+    # scaled back in float64 and cast to the dtype
     X1, Y1 = X.astype(np.float64) / scale, Y.astype(np.float64) / scale
     for backend in ("cython", "numba"):
         if backend not in fastla.available_backends("pairwise_distances"):
@@ -413,20 +415,50 @@ def test_extreme_magnitudes_keep_their_accuracy(dtype, scale):
         for metric, power in (("euclidean", 1), ("sqeuclidean", 2), ("cosine", 0)):
             D = fastla.pairwise_distances(X, Y, metric=metric, backend=backend)
             R = cdist(X1, Y1, SCIPY[metric])
-            with np.errstate(over="ignore", under="ignore"):
+            with np.errstate(under="ignore"):
                 for _ in range(power):
                     R = R * scale
                 R = R.astype(dtype)
+            if metric != "sqeuclidean" or dtype == np.float32 and scale > 1e-30:
+                assert np.all(R > 0), "the reference must not flush to zero here"
             np.testing.assert_allclose(D, R, rtol=1e-5, atol=0, err_msg=metric)
-            d_, i = fastla.nearest_neighbors(X, Y, k=5, metric=metric, backend=backend)
-            rd, ri = _ref_knn(X1, Y1, 5, metric, False)
-            np.testing.assert_array_equal(i, ri, err_msg=metric)
-        if dtype == np.float64:
-            continue  # gamma on this data's scale is beyond float64's range
-        g = 1.0 / (33 * scale * scale)  # gamma on the data's scale: values of order 1
-        K = fastla.rbf_kernel(X, Y, gamma=g, backend=backend)
-        np.testing.assert_allclose(K, np.exp(-cdist(X1, Y1, "sqeuclidean") / 33),
-                                   rtol=1e-4, atol=1e-6)
+            for B, same in ((Y, False), (None, True)):
+                d_, i = fastla.nearest_neighbors(X, B, k=5, metric=metric, backend=backend)
+                rd, ri = _ref_knn(X1, X1 if same else Y1, 5, metric, same)
+                np.testing.assert_array_equal(i, ri, err_msg=metric)
+                with np.errstate(under="ignore"):
+                    for _ in range(power):
+                        rd = rd * scale
+                np.testing.assert_allclose(d_, rd.astype(dtype), rtol=1e-5, atol=0,
+                                           err_msg=metric)
+        if dtype == np.float32:
+            g = 1.0 / (33 * scale * scale)  # gamma on the data's scale: values of order 1
+            K = fastla.rbf_kernel(X, Y, gamma=g, backend=backend)
+            np.testing.assert_allclose(K, np.exp(-cdist(X1, Y1, "sqeuclidean") / 33),
+                                       rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(Y, Y0)
+
+
+def test_too_large_magnitudes_are_refused():
+    """Data whose squared sums would overflow the dtype (float32 of 1e20: inf and NaN
+    before) is refused with a clear error, for the metrics that multiply values; the
+    others take it, and so does data one power of two below the limit."""
+    X = np.ones((3, 64), np.float32)
+    X[1, 5] = 1e20
+    for f in (lambda: fastla.pairwise_distances(X),
+              lambda: fastla.pairwise_distances(X, metric="cosine"),
+              lambda: fastla.rbf_kernel(X),
+              lambda: fastla.nearest_neighbors(X, k=1)):
+        with pytest.raises(ValueError, match="overflow.*float64"):
+            f()
+    assert np.isfinite(fastla.pairwise_distances(X, metric="manhattan")).all()
+    X[1, 5] = 2.0 ** 58  # within the limit for 64 features (2^59)
+    D = fastla.pairwise_distances(X)
+    np.testing.assert_allclose(D, cdist(X.astype(np.float64), X.astype(np.float64)),
+                               rtol=1e-5)
+    with pytest.raises(ValueError, match="overflow.*scale X and Y down"):
+        fastla.pairwise_distances(np.full((2, 4), 1e300))
 
 
 def test_bad_input():

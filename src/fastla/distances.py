@@ -72,9 +72,9 @@ def _metric(metric, metric_kwargs):
 
 
 def _host_array(x, name, check_finite):
-    """check_array, with one min/max pass that serves both the finiteness check (a
-    minimum and maximum carry NaN and inf, as a sum does) and the largest magnitude
-    (returned; 0.0 for an empty array, NaN where x holds NaN)."""
+    """check_array, whose finiteness check takes the minimum and maximum (they carry NaN
+    and inf, as a sum does), which also give the largest magnitude (returned; 0.0 for an
+    empty array, NaN where x holds NaN)."""
     x = _v.check_array(x, name=name, ndim=2, check_finite=False)
     if x.size == 0:
         return x, 0.0
@@ -92,26 +92,40 @@ def _host_pair(X, Y, check_finite):
     Y, my = _host_array(Y, "Y", check_finite)
     _v.check_same_columns(X, Y)
     dt = _v.result_dtype(X, Y)
-    return X.astype(dt, copy=False), Y.astype(dt, copy=False), False, max(mx, my)
+    big = mx if mx != mx or mx >= my else my  # NaN from either side stays NaN
+    return X.astype(dt, copy=False), Y.astype(dt, copy=False), False, big
 
 
 # The metrics whose products and squared norms (the GEMM form's, or the direct squared
-# sums) over- or underflow first, and, per dtype, the largest magnitude 2^S within
-# which they neither overflow nor lose their low bits to subnormal numbers.
+# sums) lose their low bits to subnormal numbers first, and, per dtype, the magnitude
+# 2^-S below which data is scaled up.
 _RANGED = (0, 1, 2, RBF)
-_SAFE_EXP = {np.dtype(np.float32): 30, np.dtype(np.float64): 250}
+_TINY_EXP = {np.dtype(np.float32): 30, np.dtype(np.float64): 250}
 
 
 def _pow2_scale(X, Y, same, code, big):
-    """(X, Y, e): where the largest magnitude ``big`` lies outside [2^-S, 2^S] (see
-    _SAFE_EXP), X and Y times 2^-e, exact, with e its binary exponent, so that the
-    largest magnitude lies in [0.5, 1): distances are then times 2^-e (squared, 2^-2e;
-    cosine unchanged). Else the arrays themselves and e = 0. float32 values of 1e-22 or
-    1e20 otherwise lost the GEMM's products to subnormals (distances 1.4% off, true
-    neighbours missed) or to overflow (inf and NaN)."""
-    S = _SAFE_EXP.get(X.dtype)
-    if code not in _RANGED or S is None or not 0.0 < big < math.inf \
-            or 2.0 ** -S <= big <= 2.0 ** S:
+    """(X, Y, e): where the largest magnitude ``big`` is below 2^-S (see _TINY_EXP), X
+    and Y times 2^-e (e < 0: a scaling up, exact for every value), with e the binary
+    exponent of ``big``, so that the largest magnitude lies in [0.5, 1); distances are
+    then times 2^-e (squared, 2^-2e; cosine unchanged). Else the arrays themselves and
+    e = 0. float32 data of 1e-22 otherwise lost the GEMM's products to subnormals
+    (distances 1.4% off, true neighbours missed). Data too large is not scaled down:
+    scaling down by the largest value would push the other values into subnormals, so
+    one outlier would spoil every other pair (a review found float32 data with one
+    3e38 value all zeros that way); data whose squared sums would overflow is refused
+    with a clear error (float32 data of 1e20 gave inf and NaN)."""
+    S = _TINY_EXP.get(X.dtype)
+    if code not in _RANGED or S is None:
+        return X, Y, 0
+    # too large: the squared sums (d (2 big)^2 at most) overflow the dtype
+    top = (np.finfo(X.dtype).maxexp - 2 - math.log2(max(X.shape[1], 1))) / 2 - 1
+    if math.inf > big > 2.0 ** top:
+        raise ValueError(
+            f"values of magnitude up to {big:.3g} make the {X.dtype} sums of products "
+            f"overflow (at most 2^{math.floor(top)} for {X.shape[1]} features); "
+            + ("convert X and Y to float64, or scale them" if X.dtype == np.float32
+               else "scale X and Y down"))
+    if not 0.0 < big < 2.0 ** -S:
         return X, Y, 0
     e = math.frexp(big)[1]
     X = np.ldexp(X, -e).astype(X.dtype, copy=False)
