@@ -77,6 +77,34 @@ class PairwiseSpeedup:
     track_speedup_vs_peer.unit = "x"
 
 
+class PairwiseOverGemm:
+    """The bare GEMM's time over fastla's, euclidean float64 (issue 3's parity target),
+    with fresh outputs on both sides and with the output given on both sides (fastla's
+    ``out=``, ``np.dot(..., out=)``): the second leaves out the fresh output's page
+    faults, whose cost varies from call to call on a VM."""
+
+    params = (["fresh", "out="],)
+    param_names = ["output"]
+    timeout = 300
+    n = sizes(800, 5000)
+
+    def setup(self, output):
+        self.X, self.Y = data(self.n, self.n, 64, "float64")
+        self.o1, self.o2 = np.empty((self.n, self.n)), np.empty((self.n, self.n))
+
+    def track_gemm_over_fastla(self, output):
+        X, Y = self.X, self.Y
+        if output == "fresh":
+            tg = best_time(lambda: X @ Y.T)
+            tf = best_time(lambda: fastla.pairwise_distances(X, Y))
+        else:
+            tg = best_time(lambda: np.dot(X, Y.T, out=self.o2))
+            tf = best_time(lambda: fastla.pairwise_distances(X, Y, out=self.o1))
+        return tg / tf
+
+    track_gemm_over_fastla.unit = "x"
+
+
 class NearestNeighbors:
     params = (BACKENDS, ["euclidean", "cosine", "manhattan"])
     param_names = ["backend", "metric"]
