@@ -96,9 +96,10 @@ def test_rbf_kernel_matches_sklearn(backend, dtype, rng):
 
 def _ref_knn(X, Y, k, metric, same, **kw):
     D = cdist(X.astype(np.float64), Y.astype(np.float64), SCIPY[metric], **kw)
-    if same:
-        np.fill_diagonal(D, np.inf)
-    idx = np.argsort(D, axis=1, kind="stable")[:, :k]   # stable: ties to the lower index
+    idx = np.argsort(D, axis=1, kind="stable")  # stable: ties to the lower index, NaN last
+    if same:  # each point left out (an inf diagonal would sort before NaN)
+        idx = idx[idx != np.arange(len(D))[:, None]].reshape(len(D), -1)
+    idx = idx[:, :k]
     return np.take_along_axis(D, idx, 1), idx
 
 
@@ -383,13 +384,9 @@ def test_nan_with_check_finite_false_stays_in_its_rows(dtype, d):
             for B, k in ((Y, 9), (Y, 3), (None, 5)):
                 got = fastla.nearest_neighbors(X, B, k=k, metric=metric, backend=backend,
                                                check_finite=False)
-                A = X if B is None else B
-                D = cdist(X.astype(np.float64), A.astype(np.float64), SCIPY[metric])
-                ri = np.array([[j for j in np.argsort(row, kind="stable")  # NaN last
-                                if B is not None or j != i][:k] for i, row in enumerate(D)])
+                rd, ri = _ref_knn(X, X if B is None else B, k, metric, B is None)
                 np.testing.assert_array_equal(got[1], ri, err_msg=f"{metric} {k}")
-                np.testing.assert_allclose(got[0], np.take_along_axis(D, ri, 1),
-                                           **_tol(dtype))
+                np.testing.assert_allclose(got[0], rd, **_tol(dtype))
 
 
 @pytest.mark.parametrize("dtype,scale", [(np.float32, 1e-22), (np.float32, 3e-41),
@@ -438,6 +435,25 @@ def test_tiny_magnitudes_keep_their_accuracy(dtype, scale):
                                        rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(Y, Y0)
+
+
+def test_rbf_float32_gamma_beyond_float32():
+    """A float32 rbf_kernel whose gamma exceeds FLT_MAX (it would be inf as a float32;
+    Cython clamped it to FLT_MAX and gave exp(-3.4) for exp(-10)) runs in float64 and
+    rounds once; the result stays float32 (CPU backends)."""
+    X = np.zeros((3, 20), np.float32)
+    X[:, 0] = 1
+    X[0, 1] = np.float32(1e-19)
+    X[2, 2] = np.float32(3e-19)
+    X64 = X.astype(np.float64)
+    for backend in ("cython", "numba", "python"):
+        if backend not in fastla.available_backends("rbf_kernel"):
+            continue
+        for g in (1e38, 1e39):
+            K = fastla.rbf_kernel(X, gamma=g, backend=backend)
+            assert K.dtype == np.float32
+            np.testing.assert_allclose(K, np.exp(-g * cdist(X64, X64, "sqeuclidean")),
+                                       rtol=1e-5, atol=1e-30, err_msg=f"{backend} {g}")
 
 
 def test_too_large_magnitudes_are_refused():
@@ -594,12 +610,9 @@ def test_cuda_knn_nan_goes_last_by_index(rng):
         dist, idx = fastla.nearest_neighbors(cuda.to_device(X),
                                              None if B is None else cuda.to_device(B), k=k)
         dist, idx = dist.copy_to_host(), idx.copy_to_host()
-        A = X if B is None else B
-        D = cdist(X, A)
-        ri = np.array([[j for j in np.argsort(row, kind="stable")
-                        if B is not None or j != i][:k] for i, row in enumerate(D)])
+        rd, ri = _ref_knn(X, X if B is None else B, k, "euclidean", B is None)
         np.testing.assert_array_equal(idx, ri)
-        np.testing.assert_allclose(dist, np.take_along_axis(D, ri, 1), rtol=1e-12)
+        np.testing.assert_allclose(dist, rd, rtol=1e-12)
 
 
 def test_out_sharing_memory_with_an_input_is_refused(backend, rng):

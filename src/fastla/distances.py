@@ -29,7 +29,6 @@ METRIC_CODES = {
 }
 RBF = 6
 METRICS = tuple(sorted(METRIC_CODES))
-_DIAGONAL = {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0, 5: 0.0, RBF: 1.0}
 
 
 def recompute_threshold(dtype, n_features):
@@ -100,6 +99,7 @@ def _host_pair(X, Y, check_finite):
 # sums) lose their low bits to subnormal numbers first, and, per dtype, the magnitude
 # 2^-S below which data is scaled up.
 _RANGED = (0, 1, 2, RBF)
+_F32_MAX = float(np.finfo(np.float32).max)
 _TINY_EXP = {np.dtype(np.float32): 30, np.dtype(np.float64): 250}
 
 
@@ -114,8 +114,7 @@ def _pow2_scale(X, Y, same, code, big):
     one outlier would spoil every other pair (a review found float32 data with one
     3e38 value all zeros that way); data whose squared sums would overflow is refused
     with a clear error (float32 data of 1e20 gave inf and NaN)."""
-    S = _TINY_EXP.get(X.dtype)
-    if code not in _RANGED or S is None:
+    if code not in _RANGED or big is None:
         return X, Y, 0
     # too large: the squared sums (d (2 big)^2 at most) overflow the dtype
     top = (np.finfo(X.dtype).maxexp - 2 - math.log2(max(X.shape[1], 1))) / 2 - 1
@@ -125,11 +124,11 @@ def _pow2_scale(X, Y, same, code, big):
             f"overflow (at most 2^{math.floor(top)} for {X.shape[1]} features); "
             + ("convert X and Y to float64, or scale them" if X.dtype == np.float32
                else "scale X and Y down"))
-    if not 0.0 < big < 2.0 ** -S:
+    if not 0.0 < big < 2.0 ** -_TINY_EXP[X.dtype]:
         return X, Y, 0
     e = math.frexp(big)[1]
-    X = np.ldexp(X, -e).astype(X.dtype, copy=False)
-    return X, (X if same else np.ldexp(Y, -e).astype(X.dtype, copy=False)), e
+    X = np.ldexp(X, -e)  # (keeps the dtype)
+    return X, (X if same else np.ldexp(Y, -e)), e
 
 
 def _unscale(a, code, e):
@@ -158,7 +157,7 @@ def _prepare(op, X, Y, backend, n_threads, check_finite):
     n_threads = _threads.effective_n_threads(n_threads)
     if _backend.is_device_array(X) or _backend.is_device_array(Y):
         X, Y, same = _device_pair(X, Y)
-        big = 1.0  # device arrays: not looked at on the host (no range scaling)
+        big = None  # device arrays: not looked at on the host (no range handling)
     else:
         X, Y, same, big = _host_pair(X, Y, check_finite)
     return b, X, Y, same, n_threads, big
@@ -190,9 +189,19 @@ def _run_matrix(op, X, Y, code, p, gamma, out, backend, n_threads, check_finite)
         if same and code == 2:
             np.fill_diagonal(out, 0.0)
         return out
-    thr = recompute_threshold(X.dtype, d)
     X, Y, e = _pow2_scale(X, Y, same, code, big)
-    res = b.kernel(X, Y, out, code, p, math.ldexp(gamma, 2 * e), same, thr, n_threads)
+    gamma = math.ldexp(gamma, 2 * e)
+    if code == RBF and X.dtype == np.float32 and gamma > _F32_MAX and not device:
+        # the float32 kernels take gamma as a float32, where it would be inf (a clamp to
+        # FLT_MAX gave exp(-3.4) for exp(-10)): run in float64, then round once
+        _v.check_alloc((m, n), np.float64, what="the float64 rbf_kernel intermediate")
+        X, Y = X.astype(np.float64), (None if same else Y.astype(np.float64))
+        tmp = b.kernel(X, X if same else Y, _v.empty_output((m, n), np.float64), code, p,
+                       gamma, same, recompute_threshold(X.dtype, d), n_threads)
+        out[...] = tmp
+        return out
+    res = b.kernel(X, Y, out, code, p, gamma, same, recompute_threshold(X.dtype, d),
+                   n_threads)
     if device and out is None:
         return res
     _unscale(out, code, e)
