@@ -209,7 +209,8 @@ cdef void _redo_low(floating* row, Py_ssize_t nt, double xi, const double* yy, d
     rounding). Entries with 1 - v > g t + margin are skipped first without an exp (1 -
     exp(-g t) <= g t), the rest by that test; the bound alone let every entry of a
     flagged row through once g t >= 1 (float32 at d >~ 400, or a large gamma). gamma = 0
-    gives exactly 1 everywhere."""
+    gives exactly 1 everywhere. (float32 gamma is at most FLT_MAX: the public layer runs
+    larger ones in float64.)"""
     cdef Py_ssize_t j
     cdef double v, e, t
     cdef double ulp8 = 8.0 * (2.0 ** -24 if floating is float else 2.0 ** -53)
@@ -459,8 +460,6 @@ def _pairwise(const floating[:, ::1] X, const floating[:, ::1] Y, const floating
     cdef floating* ypk
     cdef fastla_l1_aux l1
     cdef const fastla_l1_aux* l1p = _l1_aux(l1x, l1y, &l1)
-    if metric == RBF and floating is float and gamma > 3.4028234663852886e38:
-        gamma = 3.4028234663852886e38  # FLT_MAX: as a float it would be inf (0 inf = NaN)
     if gemm:
         xx = <double*>malloc(m * sizeof(double))
         yy = <double*>malloc(n * sizeof(double))
@@ -626,6 +625,12 @@ cdef inline void _fill_nan(double* dist, Py_ssize_t* idx, int k, Py_ssize_t own)
         j = j + 1
 
 
+cdef inline double _bound2(bint cosine, double cu, double xv) noexcept nogil:
+    """2 cx, twice the row's constant part of the screening keys' error bound (see _nn;
+    xv: the row's squared norm, unread for cosine)."""
+    return 2.0 * cu if cosine else cu * xv
+
+
 cdef inline bint _keys(const floating* row, Py_ssize_t nt, double xi, const double* ya,
                        const double* yb, int metric, double worst, double* keys) noexcept nogil:
     """keys[c] = the key s of tile entry c (see _nn); True if any entry's key t is at
@@ -697,7 +702,8 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     cdef bint cosine = metric == COSINE
     cdef int k2 = k + max(8, min(k, 32)) if gemm else k
     cdef double eps = 2.0 ** -23 if floating is float else 2.0 ** -52
-    cdef double c2 = 0.0 if cosine else (d + 8) * eps
+    cdef double cu = (d + 8) * eps  # the keys' error bound per unit (see the docstring)
+    cdef double c2 = 0.0 if cosine else cu
     cdef double w2
     cdef Py_ssize_t tiles_i = (m + TILE - 1) // TILE
     cdef Py_ssize_t ti, i0, mt, j0, nt, r, c, jb, jj, q
@@ -724,8 +730,8 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
     cdef const floating* yp = &Y[0, 0]
     cdef const floating* xo = &Xo[0, 0]
     cdef const floating* yo = &Yo[0, 0]
-    if k2 > n - same:
-        k2 = max(k, <int>(n - same))  # the list holds every candidate: nothing to certify
+    if k2 > n - same:  # (the public layer refused k > n - same)
+        k2 = <int>(n - same)  # the list holds every candidate: nothing to certify
     xx = <double*>malloc(m * sizeof(double))
     yy = <double*>malloc(n * sizeof(double))
     if gemm and not cosine:
@@ -758,24 +764,24 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
             bd = <double*>malloc(TILE * k2 * sizeof(double))
             bi = <Py_ssize_t*>malloc(TILE * k2 * sizeof(Py_ssize_t))
             keys = <double*>malloc(TILE * sizeof(double))
-            lo = <double*>malloc(TILE * sizeof(double))
-            fr = <Py_ssize_t*>malloc(TILE * sizeof(Py_ssize_t))
-            xr = <floating*>malloc(TILE * d * sizeof(floating))
+            # the screening window's per-row least lost key, and the second pass's rows
+            lo = <double*>malloc(TILE * sizeof(double)) if gemm else NULL
+            fr = <Py_ssize_t*>malloc(TILE * sizeof(Py_ssize_t)) if gemm else NULL
+            xr = <floating*>malloc(TILE * d * sizeof(floating)) if gemm else NULL
             for ti in prange(tiles_i, schedule='dynamic'):
                 i0 = ti * TILE
                 mt = min(TILE, m - i0)
                 for q in range(mt * k2):
                     bd[q] = INFINITY
                     bi[q] = PY_SSIZE_T_MAX
-                for r in range(mt):
+                for r in range(mt if gemm else 0):
                     lo[r] = INFINITY
                 for j0 in range(0, n, TILE):
                     nt = min(TILE, n - j0)
                     if gemm:
                         _gemm(xp + i0 * d, yp + j0 * d, tile, mt, nt, d, TILE, ypk)
                         for r in range(mt):
-                            # 2 cx: twice the row's constant part of the keys' error bound
-                            w2 = 2.0 * (d + 8) * eps if cosine else (d + 8) * eps * xx[i0 + r]
+                            w2 = _bound2(cosine, cu, xx[i0 + r])
                             # keys in one vectorised sweep that also tells whether any can
                             # enter the row's list; most rows of most tiles have none
                             if _keys(tile + r * TILE, nt, xx[i0 + r], ya + j0, yb + j0,
@@ -796,15 +802,15 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                                 for jj in range(min(TJ, j0 + nt - jb)):
                                     if same and i0 + r == jb + jj:
                                         continue
-                                    _push(bd + r * k2, bi + r * k2, k, acc[r * TJ + jj],
+                                    _push(bd + r * k2, bi + r * k2, k2, acc[r * TJ + jj],
                                           jb + jj)
                 # rows whose window overflowed: lo[r] becomes their threshold s_k + 2 cx,
                 # their lists restart, and a second pass over just those rows (copied
-                # together into xr) fills them exactly
+                # together into xr) fills them exactly; lo[r] = -inf marks them after it
                 nf = 0
-                for r in range(mt):
-                    w2 = 2.0 * (d + 8) * eps if cosine else (d + 8) * eps * xx[i0 + r]
-                    if gemm and lo[r] < INFINITY and lo[r] <= bd[r * k2 + k - 1] + w2:
+                for r in range(mt if gemm else 0):
+                    w2 = _bound2(cosine, cu, xx[i0 + r])
+                    if lo[r] < INFINITY and lo[r] <= bd[r * k2 + k - 1] + w2:
                         lo[r] = bd[r * k2 + k - 1] + w2
                         for q in range(k2):
                             bd[r * k2 + q] = INFINITY
@@ -829,10 +835,13 @@ def _nn(const floating[:, ::1] X, const floating[:, ::1] Y, const floating[:, ::
                             _push(bd + r * k2, bi + r * k2, k2,
                                   _exact(xo + (i0 + r) * d, yo + (j0 + c) * d, d, metric,
                                          xx[i0 + r], yy[j0 + c]), j0 + c)
-                # exact values of the survivors, then re-sorted by (value, index)
+                for f in range(nf):
+                    lo[fr[f]] = -INFINITY
+                # exact values of the survivors (rows of the second pass hold them
+                # already), then re-sorted by (value, index)
                 for r in range(mt):
-                    for q in range(k2):
-                        if gemm and bi[r * k2 + q] != PY_SSIZE_T_MAX:
+                    for q in range(k2 if gemm and lo[r] != -INFINITY else 0):
+                        if bi[r * k2 + q] != PY_SSIZE_T_MAX:
                             bd[r * k2 + q] = _exact(xo + (i0 + r) * d,
                                                     yo + bi[r * k2 + q] * d, d, metric,
                                                     xx[i0 + r], yy[bi[r * k2 + q]])

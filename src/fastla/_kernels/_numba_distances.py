@@ -16,7 +16,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._threads import blas_pinned, numba_threads
+from .._threads import blas_single_thread, numba_threads
 from ._numba_common import jit
 
 SQEUCLIDEAN, EUCLIDEAN, COSINE, MANHATTAN, CHEBYSHEV, MINKOWSKI, RBF = range(7)
@@ -251,7 +251,7 @@ def _transposed_blocks(Y, w):
 
 @jit(parallel=True)
 def _direct_matrix(X, Y, out, metric, p, gamma, same, w):
-    m, d = X.shape
+    m = X.shape[0]
     n = Y.shape[0]
     Yt = _transposed_blocks(Y, w)
     nbj = Yt.shape[0]
@@ -297,7 +297,7 @@ def pairwise_distances(X, Y, out, metric, p, gamma, same, recompute, n_threads):
             # 5000 x 64 float32 sqeuclidean), at least eight bands where m allows; from m
             # alone, so that the values do not depend on the thread count
             tr = min(64, max(2, -(-m // 8)))
-            with blas_pinned(True):
+            with blas_single_thread():
                 _gemm_matrix(Xc, Yc, X, Y, out, xx, yy, metric, gamma, recompute, same, tr)
         else:
             _direct_matrix(X, Y, out, metric, p, gamma, same,
@@ -522,16 +522,15 @@ def _fill_nan(dist, idx, k, own, empty):
 
 
 @jit(parallel=True)
-def _finalize(X, Y, metric, p, gemm, same, xx, yy, bd, bi, dist, idx):
-    """The exact values of each row's survivors (bd.shape[1] of them at most; xx, yy:
-    the GEMM metrics' norm terms), sorted with ties to the lower index; the first
-    dist.shape[1] are the result."""
+def _finalize(X, Y, metric, p, redo, same, xx, yy, bd, bi, dist, idx):
+    """Each row's survivors (bd.shape[1] of them at most) sorted with ties to the lower
+    index, their exact values first computed for the rows where ``redo`` (the GEMM
+    metrics' rows, less those the second pass filled exactly; xx, yy: their norm
+    terms); the first dist.shape[1] are the result."""
     m, k = bd.shape
     for i in prange(m):
-        for q in range(k):
-            if bi[i, q] == np.iinfo(np.intp).max:
-                continue
-            if gemm:
+        for q in range(k if redo[i] else 0):
+            if bi[i, q] != np.iinfo(np.intp).max:
                 bd[i, q] = _exact(X[i], Y[bi[i, q]], metric, xx[i], yy[bi[i, q]])
         for q in range(1, k):
             dv = bd[i, q]
@@ -554,12 +553,14 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
     n = Y.shape[0]
     gemm = uses_gemm(metric, d)
     # the GEMM metrics: k + extra entries per list, the exact screening window
-    k2 = min(k + max(8, min(k, 32)), max(k, n - int(same))) if gemm else k
+    # (the public layer refused k > n - same)
+    k2 = min(k + max(8, min(k, 32)), n - int(same)) if gemm else k
     bd = np.full((m, k2), np.inf)
     bi = np.full((m, k2), np.iinfo(np.intp).max, dtype=np.intp)
     dist = np.empty((m, k), dtype=X.dtype)
     idx = np.empty((m, k), dtype=np.intp)
     xx = yy = np.empty(0)
+    redo = np.full(m, gemm)  # rows whose survivors' exact values _finalize computes
     with numba_threads(n_threads):
         if gemm:
             cos = metric == COSINE
@@ -572,7 +573,7 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
             # candidate, (2 d + 16) u for cosine (the window of _cy_distances._nn)
             cu = (d + 8) * float(np.finfo(X.dtype).eps) / (1 if cos else 2)
             lo = np.full(m, np.inf)
-            with blas_pinned(True):
+            with blas_single_thread():
                 _knn_gemm(Xc, Yc, xx, yy, metric, same, tr, k, cu, bd, bi, lo)
                 # rows whose window overflowed: a candidate they lost may still be among
                 # the k nearest; a second pass fills their lists exactly
@@ -583,7 +584,8 @@ def nearest_neighbors(X, Y, k, metric, p, same, n_threads):
                     bi[rows] = np.iinfo(np.intp).max
                     _knn_redo(Xc, Yc, X, Y, xx, yy, metric, same, rows, thr[rows], cu,
                               bd, bi)
+                    redo[rows] = False
         else:
             _direct_topk(X, Y, metric, p, same, _block_width(n, d, X.itemsize), bd, bi)
-        _finalize(X, Y, metric, p, gemm, same, xx, yy, bd, bi, dist, idx)
+        _finalize(X, Y, metric, p, redo, same, xx, yy, bd, bi, dist, idx)
     return dist, idx
